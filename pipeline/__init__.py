@@ -1,0 +1,1 @@
+"""Fine-tuning experiments for Hugging Face transformers: DVC stages, task adapters, MLflow."""

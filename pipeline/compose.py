@@ -1,0 +1,70 @@
+"""Compose conf/ into params.yaml: `python -m pipeline.compose [hydra overrides]`.
+
+The same composition that `dvc exp run` does (DVC's Hydra integration), for people
+who run `dvc repro`. The result is validated, and local model and data sources are
+checked, before params.yaml is replaced.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from pipeline.config import PARAMS_FILE, Params, parse_params
+from pipeline.errors import ConfigError, run_cli
+from pipeline.io import atomic_file
+from pipeline.sources import model_location, resolve_path
+
+CONF_DIR = Path("conf")
+
+
+def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> str:
+    """The composed config as YAML text, exactly as DVC writes it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(str(conf_dir.resolve()), version_base=None):
+            cfg = hydra_compose(config_name="config", overrides=overrides)
+        OmegaConf.resolve(cfg)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(f"conf/ with overrides {overrides}: {error}") from None
+    return OmegaConf.to_yaml(cfg)
+
+
+def check_sources(params: Params) -> None:
+    """Local and package sources exist (Hub ids are checked when first loaded)."""
+    for name, model in params.models.items():
+        if model.source != "hub":
+            model_location(model.source, model.path, f"models.{name}.path")
+    if params.dataset.source != "hub":
+        resolve_path(params.dataset.source, params.dataset.path, "dataset.path")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="e.g. experiment=mrpc_bert seeds=[1,2]")
+    parser.add_argument("--output", type=Path, default=PARAMS_FILE)
+    args = parser.parse_args()
+    text = compose(args.overrides)
+    params = parse_params(yaml.safe_load(text), "composed config")
+    from pipeline.stages.common import check_task_settings
+    from pipeline.tasks import get_task
+
+    check_task_settings(params, get_task(params.task.name))
+    check_sources(params)
+    with atomic_file(args.output) as scratch:
+        scratch.write_text(text, encoding="utf-8")
+    cells = len(params.cells())
+    print(f"{args.output}: experiment {params.experiment_name}, {len(params.models)} model(s) x "
+          f"{len(params.seeds)} seed(s) = {cells} cells")
+
+
+if __name__ == "__main__":
+    run_cli(main)

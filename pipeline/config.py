@@ -1,0 +1,302 @@
+"""The experiment configuration: its schema, and validation with messages a user can act on.
+
+`params.yaml` is composed from `conf/` by Hydra (`python -m pipeline.compose`, or
+`dvc exp run`). Every stage reads it through `load_params`, so a typo stops the
+run before any heavy work, with the offending key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pipeline.errors import ConfigError
+
+PARAMS_FILE = Path("params.yaml")
+SPLITS = ("train", "validation", "test")
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: Literal["text_classification"]
+
+
+@dataclass(frozen=True)
+class SplitCaps:
+    """Upper bounds on rows per split (a seeded, stratified sample); null keeps every row."""
+
+    train: int | None = None
+    validation: int | None = None
+    test: int | None = None
+
+    def validate(self, where: str) -> None:
+        for split in SPLITS:
+            cap = getattr(self, split)
+            _check(cap is None or cap >= 1, f"{where}.{split}: must be at least 1 or null, got {cap}")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Where the data comes from and which columns hold the text and the label.
+
+    `splits` maps our split names to the source's: a split name on the Hub, or a
+    file inside `path` for local and package sources. Splits it leaves out are cut
+    from the training data with a seeded, stratified split.
+    """
+
+    name: str
+    source: Literal["hub", "local", "package"]
+    path: str
+    text_columns: list[str]
+    label_column: str
+    subset: str | None = None
+    revision: str | None = None
+    format: Literal["auto", "csv", "json", "jsonl", "parquet"] = "auto"
+    splits: dict[str, str] = field(default_factory=dict)
+    drop_labels: list[str] = field(default_factory=list)
+    split_seed: int = 42
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_rows: SplitCaps = field(default_factory=SplitCaps)
+
+    def validate(self, where: str) -> None:
+        _check(bool(NAME_PATTERN.match(self.name)),
+               f"{where}.name: '{self.name}' must be lower-case letters, digits and '_'")
+        _check(1 <= len(self.text_columns) <= 2,
+               f"{where}.text_columns: give one column (single texts) or two (sentence pairs), "
+               f"got {len(self.text_columns)}")
+        _check(self.label_column not in self.text_columns,
+               f"{where}.label_column: '{self.label_column}' is also listed in text_columns")
+        unknown = sorted(set(self.splits) - set(SPLITS))
+        _check(not unknown, f"{where}.splits: unknown split {unknown}; allowed: {list(SPLITS)}")
+        for name in ("validation_fraction", "test_fraction"):
+            value = getattr(self, name)
+            _check(0 < value < 0.5, f"{where}.{name}: must be between 0 and 0.5, got {value}")
+        self.max_rows.validate(f"{where}.max_rows")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: float = 3.0
+    max_steps: int = -1
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float = 1.0
+    eval_strategy: Literal["epoch", "steps"] = "epoch"
+    eval_steps: int | None = None
+    logging_steps: int = 10
+    metric_for_best_model: str = "accuracy"
+    early_stopping_patience: int | None = 2
+    save_total_limit: int = 1
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    group_by_length: bool = True
+    dataloader_workers: int = 0
+
+    def validate(self, where: str) -> None:
+        _check(self.epochs > 0 or self.max_steps > 0,
+               f"{where}: set epochs > 0 or max_steps > 0 (got epochs={self.epochs}, "
+               f"max_steps={self.max_steps})")
+        for name in ("batch_size", "eval_batch_size", "gradient_accumulation_steps",
+                     "logging_steps", "save_total_limit"):
+            value = getattr(self, name)
+            _check(value >= 1, f"{where}.{name}: must be at least 1, got {value}")
+        _check(0 < self.learning_rate < 1,
+               f"{where}.learning_rate: must be between 0 and 1, got {self.learning_rate}")
+        _check(self.weight_decay >= 0, f"{where}.weight_decay: must be >= 0")
+        _check(self.warmup >= 0,
+               f"{where}.warmup: a ratio of the training steps (< 1) or a step count, got "
+               f"{self.warmup}")
+        _check(self.eval_strategy != "steps" or (self.eval_steps or 0) >= 1,
+               f"{where}.eval_steps: must be at least 1 when eval_strategy is 'steps'")
+        _check(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+               f"{where}.early_stopping_patience: must be at least 1, or null to disable")
+        _check(self.dataloader_workers >= 0, f"{where}.dataloader_workers: must be >= 0")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model to fine-tune. With `pretrained: false` only the tokenizer is taken from
+    `path`, and the network is built from `architecture` with random weights."""
+
+    source: Literal["hub", "local", "package"]
+    path: str
+    revision: str | None = None
+    pretrained: bool = True
+    architecture: dict[str, Any] | None = None
+    max_length: int = 128
+    train: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        _check(8 <= self.max_length <= 8192,
+               f"{where}.max_length: must be between 8 and 8192, got {self.max_length}")
+        _check(self.pretrained or bool(self.architecture),
+               f"{where}.architecture: required when pretrained is false (e.g. model_type: bert, "
+               "hidden_size: 128, num_hidden_layers: 2)")
+        _check(not self.architecture or "model_type" in self.architecture,
+               f"{where}.architecture.model_type: missing (e.g. bert)")
+        # Per-model overrides must be valid training settings themselves.
+        self.training(TrainConfig(), f"{where}.train")
+
+    def training(self, defaults: TrainConfig, where: str = "train") -> TrainConfig:
+        """The global training settings with this model's overrides applied."""
+        merged = {**dataclasses.asdict(defaults), **self.train}
+        return build(TrainConfig, merged, where)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow settings; a null tracking_uri means `sqlite:///<repository>/mlflow.db`."""
+
+    tracking_uri: str | None = None
+    log_model: bool = False
+    max_param_length: int = 250
+
+    def validate(self, where: str) -> None:
+        _check(self.max_param_length >= 16, f"{where}.max_param_length: must be at least 16")
+
+
+@dataclass(frozen=True)
+class Params:
+    experiment_name: str
+    task: TaskConfig
+    dataset: DatasetConfig
+    models: dict[str, ModelConfig]
+    seeds: list[int]
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def validate(self, where: str) -> None:
+        _check(bool(self.models), "models: at least one model is required")
+        for name in self.models:
+            _check(bool(NAME_PATTERN.match(name)),
+                   f"models.{name}: model names must be lower-case letters, digits and '_'")
+        _check(bool(self.seeds), "seeds: at least one seed is required")
+        _check(len(set(self.seeds)) == len(self.seeds), f"seeds: duplicates in {self.seeds}")
+        for name, model in self.models.items():
+            model.training(self.train, f"models.{name}.train")
+
+    def cells(self) -> list[tuple[str, int]]:
+        """Every model x seed pair: one MLflow run and one row of results.csv each."""
+        return [(model, seed) for model in self.models for seed in self.seeds]
+
+    def model(self, name: str) -> ModelConfig:
+        if name not in self.models:
+            raise ConfigError(f"models.{name}: no such model; configured: {sorted(self.models)}")
+        return self.models[name]
+
+
+def cell_name(model: str, seed: int) -> str:
+    return f"{model}-{seed}"
+
+
+def build(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass `cls` from plain data, checking keys, types and values."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {_describe(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [key for key in data if key not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), fields, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"{_join(where, key)}: unknown key.{hint} "
+                          f"Allowed keys: {', '.join(sorted(fields))}")
+    values = {}
+    for name, spec in fields.items():
+        if name in data:
+            values[name] = _coerce(hints[name], data[name], _join(where, name))
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{_join(where, name)}: missing required key")
+    obj = cls(**values)
+    if hasattr(obj, "validate"):
+        obj.validate(where)
+    return obj
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [arg for arg in args if arg is not type(None)]
+        return _coerce(options[0], value, where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: '{value}' is not allowed; choose one of {list(args)}")
+        return value
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {_describe(value)}")
+        return [_coerce(args[0], item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {_describe(value)}")
+        return {key: _coerce(args[1], item, _join(where, key)) for key, item in value.items()}
+    return _scalar(hint, value, where)
+
+
+def _scalar(hint: Any, value: Any, where: str) -> Any:
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 5e-5 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str and isinstance(value, str):
+        return value
+    raise ConfigError(f"{where}: expected {hint.__name__}, got {_describe(value)}")
+
+
+def _describe(value: Any) -> str:
+    return "null" if value is None else f"{type(value).__name__} {value!r}"
+
+
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def parse_params(data: Any, source: str = "params") -> Params:
+    try:
+        return build(Params, data, "")
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    if not path.exists():
+        raise ConfigError(f"{path}: not found. Compose it from conf/ with "
+                          "`python -m pipeline.compose` (run from the repository root).")
+    with path.open(encoding="utf-8") as handle:
+        return parse_params(yaml.safe_load(handle), str(path))

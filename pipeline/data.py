@@ -1,0 +1,161 @@
+"""Reading a dataset from its source, and cutting seeded, stratified splits.
+
+Everything here is task-agnostic: tables in, tables out. What the columns mean is
+the task adapter's business (`pipeline.tasks`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from pipeline.config import SPLITS, DatasetConfig
+from pipeline.errors import DataError, SourceError
+from pipeline.io import sha256
+from pipeline.paths import raw_dir
+from pipeline.sources import package_version, resolve_path
+
+log = logging.getLogger(__name__)
+
+ALL_ROWS = "all"
+READERS = {
+    "csv": lambda path: pd.read_csv(path, dtype=str, keep_default_na=False),
+    "json": lambda path: pd.read_json(path, dtype=False),
+    "jsonl": lambda path: pd.read_json(path, lines=True, dtype=False),
+    "parquet": pd.read_parquet,
+}
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".zip")
+
+
+def file_format(path: Path, declared: str) -> str:
+    if declared != "auto":
+        return declared
+    suffixes = [s for s in path.suffixes if s not in COMPRESSIONS]
+    suffix = suffixes[-1].lstrip(".") if suffixes else ""
+    if suffix not in READERS:
+        raise DataError(f"{path}: cannot tell the file format from '{path.name}'. Set "
+                        f"dataset.format to one of {sorted(READERS)}.")
+    return suffix
+
+
+def read_table(path: Path, declared_format: str = "auto") -> pd.DataFrame:
+    reader = READERS[file_format(path, declared_format)]
+    try:
+        frame = reader(path)
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not valid UTF-8 text ({error.reason} at byte {error.start}). "
+                        "Re-encode the file as UTF-8.") from None
+    except (ValueError, OSError, EOFError) as error:  # pandas and pyarrow parse errors
+        raise DataError(f"{path}: cannot be read as {declared_format} ({error})") from None
+    if frame.empty:
+        raise DataError(f"{path}: the file has no rows")
+    return frame
+
+
+def read_files(cfg: DatasetConfig) -> tuple[dict[str, pd.DataFrame], dict]:
+    """A local or package source: one file (split later) or one file per split."""
+    root = resolve_path(cfg.source, cfg.path, "dataset.path")
+    if not cfg.splits:
+        if root.is_dir():
+            raise SourceError(f"dataset.path: '{root}' is a folder; name the file, or map each "
+                              "split to a file inside it with dataset.splits")
+        files = {ALL_ROWS: root}
+    else:
+        files = {split: root / name for split, name in cfg.splits.items()}
+        for split, path in files.items():
+            if not path.is_file():
+                raise SourceError(f"dataset.splits.{split}: file '{path}' does not exist")
+    frames = {split: read_table(path, cfg.format) for split, path in files.items()}
+    revision = package_version(cfg.path) if cfg.source == "package" else None
+    provenance = {
+        "revision": revision,
+        "files": {split: {"path": str(path), "sha256": sha256(path)} for split, path in files.items()},
+    }
+    return frames, provenance
+
+
+def read_hub(cfg: DatasetConfig) -> tuple[dict[str, pd.DataFrame], dict]:
+    """A Hugging Face Hub dataset; class-label ids become their names."""
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(cfg.path, cfg.subset, revision=cfg.revision)
+    except Exception as error:  # the hub client raises many types; all mean "not available"
+        raise SourceError(f"dataset.path: cannot load '{cfg.path}' from the Hugging Face Hub "
+                          f"({type(error).__name__}: {error}). Check the id and your network, "
+                          "or use a local or package source.") from None
+    mapping = cfg.splits or {split: split for split in SPLITS if split in loaded}
+    frames = {}
+    for split, name in mapping.items():
+        if name not in loaded:
+            raise SourceError(f"dataset.splits.{split}: '{cfg.path}' has no split '{name}'; "
+                              f"it has {sorted(loaded)}")
+        part = loaded[name]
+        frame = part.to_pandas()
+        for column, feature in part.features.items():
+            if isinstance(feature, datasets.ClassLabel):
+                frame[column] = [feature.int2str(int(v)) if v >= 0 else None for v in frame[column]]
+        frames[split] = frame
+    provenance = {
+        "revision": cfg.revision or "main",
+        "fingerprints": {split: loaded[name]._fingerprint for split, name in mapping.items()},
+    }
+    return frames, provenance
+
+
+def read_source(cfg: DatasetConfig) -> tuple[dict[str, pd.DataFrame], dict]:
+    frames, provenance = read_hub(cfg) if cfg.source == "hub" else read_files(cfg)
+    return frames, {"source": cfg.source, "path": cfg.path, "subset": cfg.subset, **provenance}
+
+
+def _cut(frame: pd.DataFrame, size: int | float, strata: pd.Series | None, seed: int,
+         what: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split `frame` into (rest, part) with `size` rows (or that fraction) in `part`."""
+    if strata is not None and strata.value_counts().min() < 2:
+        log.warning("%s: some classes have a single example; splitting without stratification",
+                    what)
+        strata = None
+    try:
+        rest, part = train_test_split(frame, test_size=size, random_state=seed, stratify=strata)
+    except ValueError as error:
+        raise DataError(f"{what}: cannot cut {size} rows from {len(frame)} ({error})") from None
+    return rest, part
+
+
+def make_splits(frames: dict[str, pd.DataFrame], cfg: DatasetConfig,
+                strata_column: str | None) -> dict[str, pd.DataFrame]:
+    """Fill in missing splits from the training data, then apply the row caps."""
+    frames = dict(frames)
+    strata = (lambda f: f[strata_column]) if strata_column else (lambda f: None)
+    if ALL_ROWS in frames:  # fractions of the whole file
+        everything = frames.pop(ALL_ROWS)
+        sizes = {split: round(len(everything) * fraction) for split, fraction in
+                 (("test", cfg.test_fraction), ("validation", cfg.validation_fraction))}
+        rest = everything
+        for split, rows in sizes.items():
+            rest, frames[split] = _cut(rest, rows, strata(rest), cfg.split_seed,
+                                       f"dataset ({split} split)")
+        frames["train"] = rest
+    if "train" not in frames:
+        raise DataError("dataset.splits: a train split is required (map 'train' to a split or file)")
+    for split, fraction in (("validation", cfg.validation_fraction), ("test", cfg.test_fraction)):
+        if split not in frames:  # a fraction of the source's training split
+            train = frames["train"]
+            frames["train"], frames[split] = _cut(train, round(len(train) * fraction),
+                                                  strata(train), cfg.split_seed,
+                                                  f"dataset (carving {split} from train)")
+    for split in SPLITS:
+        cap = getattr(cfg.max_rows, split)
+        frame = frames[split]
+        if cap is not None and len(frame) > cap:
+            _, frames[split] = _cut(frame, cap, strata(frame), cfg.split_seed,
+                                    f"dataset.max_rows.{split}")
+    return {split: frames[split].reset_index(drop=True) for split in SPLITS}
+
+
+def load_split(dataset: str, split: str) -> pd.DataFrame:
+    """A split of the snapshot written by the download stage."""
+    return pd.read_parquet(raw_dir(dataset) / f"{split}.parquet")

@@ -1,0 +1,50 @@
+"""Stage `baseline_eval@<model>-<seed>`: the untuned model on the test split.
+
+Where the task adds a head, it is initialised from the seed, so the baseline is
+what fine-tuning starts from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.errors import run_cli
+from pipeline.evaluation import evaluate_split
+from pipeline.io import write_json
+from pipeline.modeling import build_model
+from pipeline.paths import metrics_file
+from pipeline.stages.common import (
+    SUCCESS,
+    load_tokenized,
+    parse_cell,
+    read_manifest,
+    run_cell_stage,
+    setup_logging,
+)
+
+STAGE = "baseline"
+
+
+def main() -> None:
+    cell = parse_cell(__doc__)
+    record = metrics_file(STAGE, cell.name)
+
+    def body() -> None:
+        manifest = read_manifest(cell.params)
+        splits, tokenizer = load_tokenized(cell.model)
+        model = build_model(cell.task, cell.model_config, manifest, len(tokenizer), cell.seed,
+                            cell.where)
+        batch_size = cell.model_config.training(cell.params.train).eval_batch_size
+        scalars, report, _ = evaluate_split(cell.task, model, tokenizer, splits["test"],
+                                            manifest, batch_size, f"baseline {cell.name}")
+        write_json(record, {"status": SUCCESS, **scalars, "report": report})
+
+    def on_failure(failure: dict[str, Any]) -> None:
+        write_json(record, failure)
+
+    run_cell_stage(STAGE, body, on_failure)
+
+
+if __name__ == "__main__":
+    setup_logging()
+    run_cli(main)

@@ -1,0 +1,98 @@
+"""Stage `export_csv`: one row per model x seed in reports/results.csv, and per-model means.
+
+A cell that failed keeps its row, with status `failed` and the error; the other
+cells' results are kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.config import Params, cell_name
+from pipeline.errors import run_cli
+from pipeline.io import atomic_file, read_json
+from pipeline.paths import REPORTS_DIR, metrics_file
+from pipeline.stages.common import FAILED, SUCCESS, load_experiment, setup_logging
+from pipeline.stages.final_eval import comparison
+from pipeline.tasks.base import TaskAdapter
+
+RESULTS_FILE = REPORTS_DIR / "results.csv"
+SUMMARY_FILE = REPORTS_DIR / "summary.csv"
+TRAIN_COLUMNS = ("train_seconds", "train_samples_per_second", "steps", "best_validation_metric")
+
+
+def read_record(stage: str, cell: str) -> dict[str, Any]:
+    path = metrics_file(stage, cell)
+    if not path.is_file():
+        return {"status": FAILED, "stage": stage, "error": f"{path} is missing"}
+    return read_json(path)
+
+
+def cell_row(params: Params, task: TaskAdapter, model: str, seed: int) -> dict[str, Any]:
+    cell = cell_name(model, seed)
+    baseline, trained, final = (read_record(stage, cell) for stage in ("baseline", "train", "final"))
+    failures = [record for record in (baseline, trained, final) if record["status"] != SUCCESS]
+    model_cfg = params.model(model)
+    row: dict[str, Any] = {
+        "status": FAILED if failures else SUCCESS,
+        "model": model,
+        "checkpoint": model_cfg.path,
+        "pretrained": model_cfg.pretrained,
+        "seed": seed,
+        "gradient_accumulation_steps": model_cfg.training(params.train).gradient_accumulation_steps,
+    }
+    finals = {name: final.get(name) for name in task.metric_names}
+    if final["status"] == SUCCESS:
+        row.update(comparison(baseline, finals))
+    else:
+        row.update({f"base_{name}": baseline.get(name) for name in task.metric_names})
+    row.update({column: trained.get(column) for column in TRAIN_COLUMNS})
+    row["mlflow_run_id"] = trained.get("mlflow_run_id")
+    row["error"] = failures[0]["error"] if failures else ""
+    return row
+
+
+def results_table(params: Params, task: TaskAdapter) -> pd.DataFrame:
+    rows = [cell_row(params, task, model, seed) for model, seed in params.cells()]
+    table = pd.DataFrame(rows)
+    metric_columns = [f"{kind}_{name}" for name in task.metric_names
+                      for kind in ("base", "finetuned", "improvement")]
+    for column in metric_columns:
+        if column not in table:
+            table[column] = float("nan")
+    first = ["status", "model", "checkpoint", "pretrained", "seed", "gradient_accumulation_steps"]
+    return table[[*first, *metric_columns, *TRAIN_COLUMNS, "mlflow_run_id", "error"]]
+
+
+def summary_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample standard deviation over the successful seeds of each model."""
+    numeric = [column for column in results.columns
+               if column.startswith(("base_", "finetuned_", "improvement_", "train_"))]
+    succeeded = results[results["status"] == SUCCESS]
+    grouped = succeeded.groupby("model", sort=False)[numeric].agg(["mean", "std"])
+    grouped.columns = [f"{column}_{statistic}" for column, statistic in grouped.columns]
+    counts = results.groupby("model", sort=False)["status"].agg(
+        seeds="size", failed=lambda status: int((status == FAILED).sum()))
+    return counts.join(grouped).reset_index()
+
+
+def write_csv(table: pd.DataFrame, path: Path) -> None:
+    with atomic_file(path) as scratch:
+        table.to_csv(scratch, index=False, float_format="%.6g")
+
+
+def main() -> None:
+    params, task = load_experiment()
+    results = results_table(params, task)
+    write_csv(results, RESULTS_FILE)
+    write_csv(summary_table(results), SUMMARY_FILE)
+    print(results[["status", "model", "seed", *[c for c in results if c.startswith("finetuned_")]]]
+          .to_string(index=False))
+
+
+if __name__ == "__main__":
+    setup_logging()
+    run_cli(main)

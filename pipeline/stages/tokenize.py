@@ -1,0 +1,52 @@
+"""Stage `tokenize@<model>`: tokenize every split once per model; every seed reuses it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from datasets import Dataset, DatasetDict
+
+from pipeline.config import SPLITS
+from pipeline.data import load_split
+from pipeline.errors import run_cli
+from pipeline.io import atomic_dir, write_json
+from pipeline.modeling import load_tokenizer
+from pipeline.paths import tokenized_dir
+from pipeline.stages.common import load_experiment, read_manifest, setup_logging
+
+log = logging.getLogger("tokenize")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True, help="a key of `models` in params.yaml")
+    args = parser.parse_args()
+    params, task = load_experiment()
+    model_cfg = params.model(args.model)
+    manifest = read_manifest(params)
+    tokenizer = load_tokenizer(model_cfg, f"models.{args.model}")
+    tokenized = DatasetDict()
+    truncated = {}
+    for split in SPLITS:
+        raw = Dataset.from_pandas(load_split(params.dataset.name, split), preserve_index=False)
+        tokenized[split] = task.tokenize(raw, tokenizer, model_cfg.max_length, manifest)
+        truncated[split] = sum(len(ids) >= model_cfg.max_length
+                               for ids in tokenized[split]["input_ids"])
+    if any(truncated.values()):
+        log.warning("%s: examples cut at max_length=%d per split: %s", args.model,
+                    model_cfg.max_length, truncated)
+    with atomic_dir(tokenized_dir(args.model)) as scratch:
+        tokenized.save_to_disk(str(scratch / "splits"))
+        tokenizer.save_pretrained(scratch / "tokenizer")
+        write_json(scratch / "info.json", {
+            "model": args.model,
+            "max_length": model_cfg.max_length,
+            "rows": {split: len(part) for split, part in tokenized.items()},
+            "truncated": truncated,
+        })
+
+
+if __name__ == "__main__":
+    setup_logging()
+    run_cli(main)

@@ -1,0 +1,172 @@
+"""Stage `train@<model>-<seed>`: fine-tune one model with one seed; open its MLflow run.
+
+Writes models/<model>-<seed>/ (the best checkpoint by the configured validation
+metric, its tokenizer, the training curves and the MLflow run id) and
+metrics/train/<model>-<seed>.json. Intermediate checkpoints are removed unless
+the cell fails before finishing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import EarlyStoppingCallback, EvalPrediction, Trainer, TrainingArguments
+
+from pipeline.config import TrainConfig
+from pipeline.errors import PipelineError, run_cli
+from pipeline.io import atomic_dir, write_json
+from pipeline.modeling import build_model, precision_flags
+from pipeline.paths import cell_dir, metrics_file
+from pipeline.stages.common import (
+    SUCCESS,
+    Cell,
+    load_tokenized,
+    parse_cell,
+    read_manifest,
+    run_cell_stage,
+    setup_logging,
+)
+from pipeline.tracking import finish_run, log_metrics, start_cell_run
+
+STAGE = "train"
+log = logging.getLogger(STAGE)
+
+
+def training_arguments(cfg: TrainConfig, output_dir: Path, seed: int,
+                       lower_is_better: tuple[str, ...]) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup,
+        lr_scheduler_type=cfg.lr_scheduler,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        max_grad_norm=cfg.max_grad_norm,
+        eval_strategy=cfg.eval_strategy,
+        save_strategy=cfg.eval_strategy,
+        eval_steps=cfg.eval_steps,
+        save_steps=cfg.eval_steps,
+        logging_steps=cfg.logging_steps,
+        load_best_model_at_end=True,
+        metric_for_best_model=cfg.metric_for_best_model,
+        greater_is_better=cfg.metric_for_best_model not in lower_is_better,
+        save_total_limit=cfg.save_total_limit,
+        save_only_model=True,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        dataloader_num_workers=cfg.dataloader_workers,
+        seed=seed,
+        data_seed=seed,
+        report_to="none",
+        **precision_flags(cfg.precision),
+    )
+
+
+def curve_points(history: list[dict[str, Any]]) -> list[tuple[str, float, int]]:
+    """Trainer's log history as (metric, value, step): `loss` -> `train_loss`,
+    `eval_accuracy` -> `val_accuracy`."""
+    points = []
+    for entry in history:
+        step = int(entry.get("step", 0))
+        for key, value in entry.items():
+            if key in ("step", "epoch") or not isinstance(value, int | float):
+                continue
+            name = f"val_{key[5:]}" if key.startswith("eval_") else f"train_{key}"
+            points.append((name, float(value), step))
+    return points
+
+
+def logged_params(cell: Cell, cfg: TrainConfig) -> dict[str, Any]:
+    model = dataclasses.asdict(cell.model_config)
+    model.pop("train")
+    return {"model": {"name": cell.model, **model}, "seed": cell.seed,
+            "task": dataclasses.asdict(cell.params.task),
+            "dataset": dataclasses.asdict(cell.params.dataset), "train": dataclasses.asdict(cfg)}
+
+
+def train(cell: Cell, output: Path, run_id: str) -> dict[str, Any]:
+    cfg = cell.model_config.training(cell.params.train, f"{cell.where}.train")
+    manifest = read_manifest(cell.params)
+    splits, tokenizer = load_tokenized(cell.model)
+    model = build_model(cell.task, cell.model_config, manifest, len(tokenizer), cell.seed,
+                        cell.where)
+
+    def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
+        logits = prediction.predictions
+        return cell.task.metrics(np.asarray(logits), np.asarray(prediction.label_ids),
+                                 manifest)[0]
+
+    callbacks = []
+    if cfg.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience))
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(cfg, output / "checkpoints", cell.seed,
+                                cell.task.lower_is_better),
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        data_collator=cell.task.collator(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+        callbacks=callbacks,
+    )
+    started = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - started
+    trainer.save_model(str(output / "model"))
+    shutil.rmtree(output / "checkpoints", ignore_errors=True)
+    history = trainer.state.log_history
+    write_json(output / "curves.json", history)
+    log_metrics(cell.params, run_id, curve_points(history))
+    return {
+        "status": SUCCESS,
+        "mlflow_run_id": run_id,
+        "train_seconds": round(seconds, 2),
+        "train_samples_per_second": round(result.metrics["train_samples_per_second"], 3),
+        "train_loss": result.metrics["train_loss"],
+        "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch,
+        "best_validation_metric": trainer.state.best_metric,
+        "metric_for_best_model": cfg.metric_for_best_model,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+    }
+
+
+def main() -> None:
+    cell = parse_cell(__doc__)
+    cfg = cell.model_config.training(cell.params.train, f"{cell.where}.train")
+    run_id = start_cell_run(cell.params, cell.model, cell.seed, logged_params(cell, cfg))
+    record = metrics_file(STAGE, cell.name)
+
+    def body() -> None:
+        with atomic_dir(cell_dir(cell.name)) as scratch:
+            summary = train(cell, scratch, run_id)
+            write_json(scratch / "train.json", summary)
+        write_json(record, summary)
+
+    def on_failure(failure: dict[str, Any]) -> None:
+        summary = {**failure, "mlflow_run_id": run_id}
+        cell_dir(cell.name).mkdir(parents=True, exist_ok=True)
+        write_json(cell_dir(cell.name) / "train.json", summary)
+        write_json(record, summary)
+        finish_run(cell.params, run_id, failed_error=failure["error"])
+
+    try:
+        run_cell_stage(STAGE, body, on_failure)
+    except PipelineError as error:  # the run stops; its MLflow run must not stay "running"
+        finish_run(cell.params, run_id, failed_error=str(error))
+        raise
+
+
+if __name__ == "__main__":
+    setup_logging()
+    run_cli(main)

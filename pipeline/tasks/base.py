@@ -1,0 +1,62 @@
+"""What every task adapter provides: the stages call these and never branch on the task."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from datasets import Dataset
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from pipeline.config import DatasetConfig
+
+
+class TaskAdapter(ABC):
+    """One task: how its raw rows look, how they are tokenized, which head and metrics it uses."""
+
+    #: Metrics computed by `metrics`; `train.metric_for_best_model` must be one of them.
+    metric_names: tuple[str, ...]
+    #: Metrics where lower is better (the rest are higher-is-better).
+    lower_is_better: tuple[str, ...] = ()
+    #: Column used to stratify seeded splits, or None.
+    strata_column: str | None = None
+    #: The transformers Auto class that adds this task's head.
+    model_class: Any
+
+    @abstractmethod
+    def prepare(self, frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:
+        """Check a raw table and reduce it to the task's canonical columns."""
+
+    @abstractmethod
+    def describe(self, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
+        """Check the splits against each other; return what the manifest records (labels...)."""
+
+    @abstractmethod
+    def tokenize(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
+                 manifest: dict[str, Any]) -> Dataset:
+        """Model inputs and `labels` for one split, unpadded (the collator pads per batch)."""
+
+    @abstractmethod
+    def head_config(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Keyword arguments for the model config that shape the task head."""
+
+    @abstractmethod
+    def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
+        """Pads a batch of tokenized examples."""
+
+    @abstractmethod
+    def metrics(self, logits: np.ndarray, labels: np.ndarray,
+                manifest: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+        """Scalar metrics (for results.csv and MLflow) and a detailed report (per class...)."""
+
+    @abstractmethod
+    def prediction_table(self, raw: pd.DataFrame, logits: np.ndarray,
+                         manifest: dict[str, Any]) -> pd.DataFrame:
+        """One row per test example: input, reference and prediction."""
+
+    @abstractmethod
+    def predict(self, inputs: list[str], model: PreTrainedModel,
+                tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
+        """Predictions for raw user input, for `python -m pipeline.predict`."""

