@@ -33,7 +33,9 @@ def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> str:
             cfg = hydra_compose(config_name="config", overrides=overrides)
         OmegaConf.resolve(cfg)
     except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError(f"conf/ with overrides {overrides}: {error}") from None
+        # Hydra's message spans lines and lists its search path: keep what a user acts on.
+        message = " ".join(str(error).split("Config search path")[0].split())
+        raise ConfigError(f"conf/ with overrides {overrides}: {message}") from None
     return OmegaConf.to_yaml(cfg)
 
 

@@ -14,6 +14,7 @@ from pipeline.errors import SourceError
 from pipeline.sources import check_weights, model_location
 from pipeline.tasks.base import TaskAdapter
 
+
 def load_tokenizer(cfg: ModelConfig, where: str) -> PreTrainedTokenizerBase:
     location = model_location(cfg.source, cfg.path, f"{where}.path")
     try:

@@ -8,11 +8,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from pipeline.sources import package_path  # noqa: E402
+from pipeline.sources import package_path
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -115,5 +115,5 @@ def test_corrupt_parquet_is_refused_clearly(tmp_path):
 def test_unknown_file_type_asks_for_a_format(tmp_path):
     path = tmp_path / "data.xlsx"
     path.write_text("x")
-    with pytest.raises(DataError, match="Set dataset.format"):
+    with pytest.raises(DataError, match=r"Set dataset\.format"):
         read_table(path)

@@ -19,6 +19,10 @@ def main() -> None:
     frames, provenance = read_source(cfg)
     prepared = {split: task.prepare(frame, cfg, f"dataset '{cfg.name}', {split} data")
                 for split, frame in frames.items()}
+    for split, frame in prepared.items():
+        if frame.empty:
+            raise DataError(f"dataset '{cfg.name}', {split} data: no rows left after removing "
+                            f"blank texts and dataset.drop_labels {cfg.drop_labels}")
     splits = make_splits(prepared, cfg, task.strata_column)
     for split, frame in splits.items():
         if frame.empty:

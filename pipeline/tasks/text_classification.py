@@ -46,10 +46,11 @@ class TextClassification(TaskAdapter):
             canonical[PAIR] = frame[cfg.text_columns[1]].astype("string")
         canonical[LABEL] = labels.astype(str).astype("string")
         canonical = canonical[~canonical[LABEL].isin(cfg.drop_labels)]
-        text_columns = [c for c in (TEXT, PAIR) if c in canonical]
-        blank = canonical[text_columns].isna().any(axis=1) | canonical[text_columns].apply(
-            lambda column: column.str.strip().eq("")).any(axis=1)
-        return canonical[~blank.fillna(True)].reset_index(drop=True)
+        blank = pd.Series(False, index=canonical.index)
+        for column in (TEXT, PAIR):
+            if column in canonical:
+                blank |= canonical[column].fillna("").str.strip().eq("")
+        return canonical[~blank].reset_index(drop=True)
 
     def describe(self, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
         labels = sorted(splits["train"][LABEL].unique())

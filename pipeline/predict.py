@@ -1,0 +1,38 @@
+"""Try a fine-tuned cell: `python -m pipeline.predict <model> <seed> "text" ...`.
+
+For sentence-pair tasks write each pair as "first ||| second". Prints one line
+per input (label, score, input), or JSON with --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from pipeline.errors import run_cli
+from pipeline.modeling import load_trained
+from pipeline.paths import cell_dir
+from pipeline.stages.common import Cell, load_experiment
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="a key of `models` in params.yaml")
+    parser.add_argument("seed", type=int)
+    parser.add_argument("inputs", nargs="+", help="texts to classify")
+    parser.add_argument("--json", action="store_true", help="print JSON lines")
+    args = parser.parse_args()
+    params, task = load_experiment()
+    cell = Cell(params, task, args.model, args.seed)
+    params.model(args.model)
+    model, tokenizer = load_trained(task, cell_dir(cell.name) / "model")
+    for result in task.predict(args.inputs, model, tokenizer):
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(f"{result['label']}\t{result['score']:.4f}\t{result['input']}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

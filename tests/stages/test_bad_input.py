@@ -1,0 +1,115 @@
+"""Bad config and bad data stop a stage with one clear message and leave no output behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.test_pipeline_e2e import run
+
+BAD_EXIT = 2
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project folder (config and code, no git needed) with a small local dataset."""
+    (tmp_path / "conf").symlink_to(REPO / "conf")
+    (tmp_path / "pipeline").symlink_to(REPO / "pipeline")
+    reviews = pd.DataFrame({"review": [f"review number {i}" for i in range(60)],
+                            "verdict": ["good", "bad", "meh"] * 20})
+    reviews.to_csv(tmp_path / "reviews.csv", index=False)
+    return tmp_path
+
+
+def compose(project: Path, *overrides: str) -> subprocess.CompletedProcess:
+    local = ["dataset.source=local", f"dataset.path={project / 'reviews.csv'}",
+             "dataset.text_columns=[review]", "dataset.label_column=verdict",
+             "dataset.drop_labels=[]", "~models.tiny_bert"]
+    return run([sys.executable, "-m", "pipeline.compose", *local, *overrides], project,
+               check=False)
+
+
+def stage(project: Path, name: str, *args: str) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", f"pipeline.stages.{name}", *args], project, check=False)
+
+
+def assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == BAD_EXIT, result.stderr[-2000:]
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_unknown_key_in_an_override_is_refused_and_params_are_kept(project):
+    assert compose(project).returncode == 0
+    before = (project / "params.yaml").read_text()
+    result = compose(project, "+train.learnign_rate=1e-4")
+    assert_refused(result, "train.learnign_rate: unknown key", "Did you mean 'learning_rate'?")
+    assert (project / "params.yaml").read_text() == before
+
+
+def test_wrong_type_is_refused(project):
+    assert_refused(compose(project, "train.batch_size=big"),
+                   "train.batch_size: expected int, got str 'big'")
+
+
+def test_unknown_group_option_is_refused(project):
+    assert_refused(compose(project, "experiment=nope"), "experiment")
+
+
+def test_missing_model_folder_is_refused_before_any_work(project):
+    assert_refused(compose(project, "models.minilm.source=local",
+                           f"models.minilm.path={project / 'no_model'}"),
+                   "models.minilm.path:", "does not exist")
+    assert not (project / "params.yaml").exists()
+
+
+def test_missing_column_is_refused_without_partial_output(project):
+    assert compose(project, "dataset.text_columns=[body]").returncode == 0
+    result = stage(project, "download")
+    assert_refused(result, "missing column(s) ['body']", "the data has ['review', 'verdict']")
+    assert not (project / "data").exists() or not any((project / "data/raw").iterdir())
+
+
+def test_unknown_label_in_test_split_is_refused(project):
+    folder = project / "splits"
+    folder.mkdir()
+    pd.DataFrame({"review": ["a", "b", "c", "d"] * 5, "verdict": ["good", "bad"] * 10}).to_csv(
+        folder / "train.csv", index=False)
+    pd.DataFrame({"review": ["e", "f"], "verdict": ["good", "awful"]}).to_csv(
+        folder / "test.csv", index=False)
+    assert compose(project, f"dataset.path={folder}",
+                   "+dataset.splits={train: train.csv, test: test.csv}").returncode == 0
+    assert_refused(stage(project, "download"), "test split: label(s) ['awful'] never occur")
+    assert not (project / "data/raw/rotten_tomatoes").exists()
+
+
+def test_empty_split_is_refused(project):
+    assert compose(project, "dataset.drop_labels=[good,bad,meh]").returncode == 0
+    assert_refused(stage(project, "download"), "no rows left after removing blank texts")
+
+
+def test_metric_that_the_task_lacks_is_refused(project):
+    assert_refused(compose(project, "train.metric_for_best_model=bleu"),
+                   "'bleu' is not a metric of task 'text_classification'")
+
+
+def test_stage_without_params_says_how_to_make_them(project):
+    assert_refused(stage(project, "download"), "params.yaml: not found",
+                   "python -m pipeline.compose")
+
+
+def test_seed_outside_the_config_is_refused(project):
+    assert compose(project).returncode == 0
+    assert_refused(stage(project, "train", "--model", "minilm", "--seed", "99"),
+                   "--seed 99: not in seeds [1, 2, 3]")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert list(params["models"]) == ["minilm"]

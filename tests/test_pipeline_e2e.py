@@ -1,0 +1,156 @@
+"""The real `dvc repro` in a temporary git repository: tiny models, a small slice of real data."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+TINY_EXPERIMENT = """\
+# @package _global_
+defaults:
+  - /model@models.tiny_a: tiny_bert_scratch
+  - /model@models.tiny_b: tiny_bert_scratch
+  - override /dataset: rotten_tomatoes
+
+experiment_name: e2e_tiny
+seeds: [1, 2]
+dataset:
+  max_rows: {train: 240, validation: 64, test: 64}
+models:
+  tiny_b:
+    architecture: {hidden_size: 64, num_attention_heads: 2, intermediate_size: 128}
+    max_length: 32
+train:
+  epochs: 2
+  batch_size: 16
+  logging_steps: 5
+"""
+
+
+def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "HF_HUB_OFFLINE": "1", "MLFLOW_TRACKING_URI": ""}
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def make_project(root: Path, experiment: str = TINY_EXPERIMENT) -> Path:
+    """A fresh git + DVC repository holding this project's pipeline and config."""
+    for name in ("dvc.yaml", ".gitignore", "pyproject.toml"):
+        shutil.copy(REPO / name, root / name)
+    for name in ("conf", "pipeline"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "conf/experiment/e2e_tiny.yaml").write_text(experiment)
+    run(["git", "init", "-q"], root)
+    run(["dvc", "init", "-q"], root)
+    run(["dvc", "config", "core.analytics", "false"], root)
+    run(["dvc", "config", "hydra.enabled", "true"], root)
+    run([sys.executable, "-m", "pipeline.compose", "experiment=e2e_tiny"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], root)
+    return root
+
+
+def stages_run(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = make_project(tmp_path_factory.mktemp("project"))
+    result = run(["dvc", "repro"], root)
+    assert len(stages_run(result.stdout)) == 1 + 2 + 4 * 3 + 1
+    return root
+
+
+def test_results_table_has_one_success_row_per_cell(project):
+    results = pd.read_csv(project / "reports/results.csv")
+    assert list(results["status"]) == ["success"] * 4
+    assert sorted(zip(results["model"], results["seed"], strict=True)) == [
+        ("tiny_a", 1), ("tiny_a", 2), ("tiny_b", 1), ("tiny_b", 2)]
+    for column in ("checkpoint", "gradient_accumulation_steps", "base_accuracy",
+                   "finetuned_accuracy", "improvement_accuracy", "finetuned_macro_f1",
+                   "train_seconds", "train_samples_per_second", "error"):
+        assert column in results
+    assert results["improvement_accuracy"].round(6).equals(
+        (results["finetuned_accuracy"] - results["base_accuracy"]).round(6))
+    assert results["finetuned_accuracy"].between(0, 1).all()
+    assert (results["train_samples_per_second"] > 0).all()
+    summary = pd.read_csv(project / "reports/summary.csv")
+    assert list(summary["model"]) == ["tiny_a", "tiny_b"]
+    tiny_a = results[results["model"] == "tiny_a"]["finetuned_accuracy"]
+    assert summary.loc[0, "finetuned_accuracy_mean"] == pytest.approx(tiny_a.mean(), abs=1e-5)
+    assert summary.loc[0, "finetuned_accuracy_std"] == pytest.approx(tiny_a.std(), abs=1e-5)
+
+
+def test_snapshot_has_a_manifest_with_provenance(project):
+    manifest = json.loads((project / "data/raw/rotten_tomatoes/manifest.json").read_text())
+    assert manifest["source"]["source"] == "package"
+    assert manifest["labels"] == ["fresh", "rotten"]
+    assert {split: info["rows"] for split, info in manifest["splits"].items()} == {
+        "train": 240, "validation": 64, "test": 64}
+    assert all(len(info["sha256"]) == 64 for info in manifest["splits"].values())
+
+
+def test_every_cell_is_one_finished_mlflow_run(project):
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("text_classification/rotten_tomatoes")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(run.info.run_name for run in runs) == [
+        "tiny_a-seed1", "tiny_a-seed2", "tiny_b-seed1", "tiny_b-seed2"]
+    results = pd.read_csv(project / "reports/results.csv")
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        tags = run.data.tags
+        assert {tags["task"], tags["dataset"], tags["experiment"]} == {
+            "text_classification", "rotten_tomatoes", "e2e_tiny"}
+        assert re.fullmatch(r"[0-9a-f]{40}", tags["git_commit"])
+        row = results[(results["model"] == tags["model"]) & (results["seed"] == int(tags["seed"]))]
+        assert run.data.metrics["finetuned_accuracy"] == pytest.approx(
+            row["finetuned_accuracy"].item(), abs=1e-5)
+        assert "base_accuracy" in run.data.metrics and "improvement_macro_f1" in run.data.metrics
+        assert run.data.params["train.batch_size"] == "16"
+        assert len(client.get_metric_history(run.info.run_id, "train_loss")) >= 2
+        artifacts = {item.path for item in client.list_artifacts(run.info.run_id)}
+        assert {"config.yaml", "report.json", f"{tags['model']}-{tags['seed']}.csv"} <= artifacts
+        assert not any("safetensors" in path for path in artifacts)
+
+
+def test_a_second_repro_runs_nothing(project):
+    result = run(["dvc", "repro"], project)
+    assert stages_run(result.stdout) == []
+
+
+def test_changing_one_models_setting_reruns_only_its_cells(project):
+    run([sys.executable, "-m", "pipeline.compose", "experiment=e2e_tiny",
+         "models.tiny_b.train.learning_rate=1e-3"], project)
+    result = run(["dvc", "repro"], project)
+    assert sorted(stages_run(result.stdout)) == sorted([
+        *(f"{stage}@tiny_b-{seed}" for stage in ("baseline_eval", "train", "final_eval")
+          for seed in (1, 2)), "export_csv"])
+
+
+def test_predict_prints_a_label_and_score(project):
+    result = run([sys.executable, "-m", "pipeline.predict", "tiny_a", "1", "--json",
+                  "A warm, funny and moving film.", "Dull and far too long."], project)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["input"] for line in lines] == ["A warm, funny and moving film.",
+                                                "Dull and far too long."]
+    assert all(line["label"] in ("fresh", "rotten") and 0.5 <= line["score"] <= 1
+               for line in lines)
