@@ -10,7 +10,7 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedT
 from transformers import set_seed as set_transformers_seed
 
 from pipeline.config import ModelConfig
-from pipeline.errors import SourceError
+from pipeline.errors import ConfigError, SourceError
 from pipeline.sources import check_weights, model_location
 from pipeline.tasks.base import TaskAdapter
 
@@ -64,6 +64,6 @@ def precision_flags(precision: str) -> dict[str, bool]:
     if precision == "auto":
         precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
     if precision != "fp32" and not cuda:
-        raise SourceError(f"train.precision: '{precision}' needs a CUDA GPU, and none is "
+        raise ConfigError(f"train.precision: '{precision}' needs a CUDA GPU, and none is "
                           "visible. Use 'auto' or 'fp32'.")
     return {"fp16": precision == "fp16", "bf16": precision == "bf16"}

@@ -45,8 +45,11 @@ def test_every_preset_composes_and_validates(preset):
 
 def test_per_model_train_overrides_apply_to_that_model_only(default_params):
     params = parse_params(default_params)
-    assert params.model("tiny_bert").training(params.train).learning_rate == pytest.approx(5e-4)
-    assert params.model("minilm").training(params.train).learning_rate == pytest.approx(1e-4)
+    tiny_bert = params.model("tiny_bert").training(params.train)
+    minilm = params.model("minilm").training(params.train)
+    assert (tiny_bert.learning_rate, tiny_bert.epochs) == (pytest.approx(1e-3), 6)
+    assert (minilm.learning_rate, minilm.epochs) == (pytest.approx(1e-4), 1)
+    assert tiny_bert.batch_size == minilm.batch_size == 32
 
 
 @pytest.mark.parametrize(("dotted", "value", "message"), [

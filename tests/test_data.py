@@ -117,3 +117,23 @@ def test_unknown_file_type_asks_for_a_format(tmp_path):
     path.write_text("x")
     with pytest.raises(DataError, match=r"Set dataset\.format"):
         read_table(path)
+
+
+def test_hub_code_path_reads_a_dataset_folder_and_names_class_labels(tmp_path):
+    """`load_dataset` on a folder runs the same code as a Hub id, offline."""
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    features = Features({"sentence": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
+    for split, rows in (("train", 6), ("test", 2)):
+        Dataset.from_dict({"sentence": [f"s{i}" for i in range(rows)],
+                           "label": [i % 2 for i in range(rows)]},
+                          features=features).to_parquet(tmp_path / f"{split}.parquet")
+    frames, provenance = read_source(dataset_config(source="hub", path=str(tmp_path)))
+    assert {split: len(frame) for split, frame in frames.items()} == {"train": 6, "test": 2}
+    assert list(frames["train"]["label"][:2]) == ["neg", "pos"]
+    assert provenance["revision"] == "main"
+
+
+def test_unreachable_hub_dataset_is_a_clear_error():
+    with pytest.raises(SourceError, match="cannot load 'stanfordnlp/imdb' from the Hugging Face Hub"):
+        read_source(dataset_config(source="hub", path="stanfordnlp/imdb"))

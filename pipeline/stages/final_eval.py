@@ -57,7 +57,10 @@ def log_to_mlflow(cell: Cell, run_id: str, metrics: dict[str, float], report: di
         config.write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
         report_file = Path(scratch) / "report.json"
         write_json(report_file, report)
-        log_artifacts(cell.params, run_id, [config, report_file, predictions])
+        artifacts = [config, report_file, predictions]
+        if cell.params.tracking.log_model:
+            artifacts.append(cell_dir(cell.name) / "model")
+        log_artifacts(cell.params, run_id, artifacts)
 
 
 def main() -> None:

