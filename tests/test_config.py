@@ -93,3 +93,12 @@ def test_unknown_group_option_is_a_config_error():
 def test_unknown_override_key_is_a_config_error():
     with pytest.raises(ConfigError, match="trian"):
         compose(["trian.epochs=2"], REPO / "conf")
+
+
+def test_compose_writes_exactly_what_dvc_exp_run_writes(tmp_path):
+    from dvc.utils.hydra import compose_and_dump
+
+    overrides = ["experiment=mrpc_bert", "train.epochs=2"]
+    compose_and_dump(tmp_path / "params.yaml", str(REPO / "conf"), None, "config", str(tmp_path),
+                     overrides)
+    assert compose(overrides, REPO / "conf") == (tmp_path / "params.yaml").read_text()

@@ -23,6 +23,7 @@ TINY_EXPERIMENT = """\
 defaults:
   - /model@models.tiny_a: tiny_bert_scratch
   - /model@models.tiny_b: tiny_bert_scratch
+  - /model@models.broken: tiny_bert_scratch
   - override /dataset: rotten_tomatoes
 
 experiment_name: e2e_tiny
@@ -33,6 +34,8 @@ models:
   tiny_b:
     architecture: {hidden_size: 64, num_attention_heads: 2, intermediate_size: 128}
     max_length: 32
+  broken:  # valid config, but the network cannot be built: a runtime fault of its cells
+    architecture: {hidden_size: 30, num_attention_heads: 4}
 train:
   epochs: 2
   batch_size: 16
@@ -75,12 +78,18 @@ def stages_run(output: str) -> list[str]:
 def project(tmp_path_factory) -> Path:
     root = make_project(tmp_path_factory.mktemp("project"))
     result = run(["dvc", "repro"], root)
-    assert len(stages_run(result.stdout)) == 1 + 2 + 4 * 3 + 1
+    assert len(stages_run(result.stdout)) == 1 + 3 + 6 * 3 + 1
     return root
 
 
-def test_results_table_has_one_success_row_per_cell(project):
+def test_results_table_has_one_row_per_cell_and_keeps_failed_cells_apart(project):
+    table = pd.read_csv(project / "reports/results.csv", keep_default_na=False)
+    failed = table[table["model"] == "broken"]
+    assert list(failed["status"]) == ["failed"] * 2
+    assert all("hidden size (30) is not a multiple of the number of attention heads (4)" in error
+               for error in failed["error"])
     results = pd.read_csv(project / "reports/results.csv")
+    results = results[results["model"] != "broken"].reset_index(drop=True)
     assert list(results["status"]) == ["success"] * 4
     assert sorted(zip(results["model"], results["seed"], strict=True)) == [
         ("tiny_a", 1), ("tiny_a", 2), ("tiny_b", 1), ("tiny_b", 2)]
@@ -93,7 +102,8 @@ def test_results_table_has_one_success_row_per_cell(project):
     assert results["finetuned_accuracy"].between(0, 1).all()
     assert (results["train_samples_per_second"] > 0).all()
     summary = pd.read_csv(project / "reports/summary.csv")
-    assert list(summary["model"]) == ["tiny_a", "tiny_b"]
+    assert list(summary["model"]) == ["tiny_a", "tiny_b", "broken"]
+    assert list(summary["failed"]) == [0, 0, 2]
     tiny_a = results[results["model"] == "tiny_a"]["finetuned_accuracy"]
     assert summary.loc[0, "finetuned_accuracy_mean"] == pytest.approx(tiny_a.mean(), abs=1e-5)
     assert summary.loc[0, "finetuned_accuracy_std"] == pytest.approx(tiny_a.std(), abs=1e-5)
@@ -113,7 +123,12 @@ def test_every_cell_is_one_finished_mlflow_run(project):
     experiment = client.get_experiment_by_name("text_classification/rotten_tomatoes")
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(run.info.run_name for run in runs) == [
-        "tiny_a-seed1", "tiny_a-seed2", "tiny_b-seed1", "tiny_b-seed2"]
+        "broken-seed1", "broken-seed2", "tiny_a-seed1", "tiny_a-seed2", "tiny_b-seed1",
+        "tiny_b-seed2"]
+    failed = [run for run in runs if run.data.tags["model"] == "broken"]
+    assert all(run.info.status == "FAILED" and "hidden size" in run.data.tags["error"]
+               for run in failed)
+    runs = [run for run in runs if run.data.tags["model"] != "broken"]
     results = pd.read_csv(project / "reports/results.csv")
     for run in runs:
         assert run.info.status == "FINISHED"
