@@ -59,7 +59,7 @@ def main() -> None:
     from pipeline.stages.common import check_task_settings
     from pipeline.tasks import get_task
 
-    check_task_settings(params, get_task(params.task.name))
+    check_task_settings(params, get_task(params.task))
     check_sources(params)
     with atomic_file(args.output) as scratch:
         scratch.write_text(text, encoding="utf-8")

@@ -32,7 +32,10 @@ def _check(condition: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    name: Literal["text_classification"]
+    name: Literal["text_classification", "token_classification"]
+    #: token classification: label every subword (B- becomes I- after the first) instead of
+    #: the first subword only. Evaluation always scores the first subword of each word.
+    label_all_subwords: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,13 @@ class DatasetConfig:
     label_column: str
     subset: str | None = None
     revision: str | None = None
-    format: Literal["auto", "csv", "json", "jsonl", "parquet"] = "auto"
+    format: Literal["auto", "csv", "json", "jsonl", "parquet", "conll"] = "auto"
+    #: CoNLL column files (and word<TAB>tag files): which whitespace-separated columns hold
+    #: the token and the tag; they become the columns `tokens` and `tags`.
+    token_index: int = 0
+    tag_index: int = -1
+    #: Rewrite IOB1 tags (I- may start an entity) as IOB2 (every entity starts with B-).
+    convert_iob1: bool = False
     splits: dict[str, str] = field(default_factory=dict)
     drop_labels: list[str] = field(default_factory=list)
     split_seed: int = 42
@@ -110,6 +119,8 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     group_by_length: bool = True
     dataloader_workers: int = 0
+    #: Weight the loss by inverse label frequency in the training split.
+    class_weighted_loss: bool = False
 
     def validate(self, where: str) -> None:
         _check(self.epochs > 0 or self.max_steps > 0,

@@ -6,8 +6,12 @@ the task adapter's business (`pipeline.tasks`).
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import logging
+import lzma
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
@@ -21,13 +25,55 @@ from pipeline.sources import package_version, resolve_path
 log = logging.getLogger(__name__)
 
 ALL_ROWS = "all"
-READERS = {
-    "csv": lambda path: pd.read_csv(path, dtype=str, keep_default_na=False),
-    "json": lambda path: pd.read_json(path, dtype=False),
-    "jsonl": lambda path: pd.read_json(path, lines=True, dtype=False),
-    "parquet": pd.read_parquet,
-}
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".zip")
+OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+DOCUMENT_START = "-DOCSTART-"
+
+
+def open_text(path: Path) -> IO[str]:
+    opener = OPENERS.get(path.suffix, open)
+    return opener(path, "rt", encoding="utf-8")
+
+
+def read_conll(path: Path, token_index: int = 0, tag_index: int = -1) -> pd.DataFrame:
+    """CoNLL columns (one token per line, blank lines between sentences, `-DOCSTART-` lines
+    skipped) as one row per sentence: `tokens`, `tags`, and the `line` it starts on."""
+    sentences: list[dict] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    start = 0
+    with open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            columns = line.split()
+            if not columns or columns[0] == DOCUMENT_START:
+                if tokens:
+                    sentences.append({"tokens": tokens, "tags": tags, "line": start})
+                tokens, tags = [], []
+                continue
+            try:
+                token, tag = columns[token_index], columns[tag_index]
+            except IndexError:
+                raise DataError(f"{path}, line {number}: expected a token in column "
+                                f"{token_index} and a tag in column {tag_index}, found "
+                                f"{len(columns)} column(s). Set dataset.token_index and "
+                                "dataset.tag_index.") from None
+            if not tokens:
+                start = number
+            tokens.append(token)
+            tags.append(tag)
+    if tokens:
+        sentences.append({"tokens": tokens, "tags": tags, "line": start})
+    return pd.DataFrame(sentences, columns=["tokens", "tags", "line"])
+
+
+READERS = {
+    "csv": lambda path, cfg: pd.read_csv(path, dtype=str, keep_default_na=False),
+    "json": lambda path, cfg: pd.read_json(path, dtype=False),
+    "jsonl": lambda path, cfg: pd.read_json(path, lines=True, dtype=False),
+    "parquet": lambda path, cfg: pd.read_parquet(path),
+    "conll": lambda path, cfg: read_conll(path, cfg.token_index, cfg.tag_index),
+}
+SUFFIX_FORMATS = {**{name: name for name in READERS}, "txt": "conll"}
 
 
 def file_format(path: Path, declared: str) -> str:
@@ -35,16 +81,16 @@ def file_format(path: Path, declared: str) -> str:
         return declared
     suffixes = [s for s in path.suffixes if s not in COMPRESSIONS]
     suffix = suffixes[-1].lstrip(".") if suffixes else ""
-    if suffix not in READERS:
+    if suffix not in SUFFIX_FORMATS:
         raise DataError(f"{path}: cannot tell the file format from '{path.name}'. Set "
                         f"dataset.format to one of {sorted(READERS)}.")
-    return suffix
+    return SUFFIX_FORMATS[suffix]
 
 
-def read_table(path: Path, declared_format: str = "auto") -> pd.DataFrame:
-    reader = READERS[file_format(path, declared_format)]
+def read_table(path: Path, cfg: DatasetConfig) -> pd.DataFrame:
+    declared_format = file_format(path, cfg.format)
     try:
-        frame = reader(path)
+        frame = READERS[declared_format](path, cfg)
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not valid UTF-8 text ({error.reason} at byte {error.start}). "
                         "Re-encode the file as UTF-8.") from None
@@ -68,7 +114,7 @@ def read_files(cfg: DatasetConfig) -> tuple[dict[str, pd.DataFrame], dict]:
         for split, path in files.items():
             if not path.is_file():
                 raise SourceError(f"dataset.splits.{split}: file '{path}' does not exist")
-    frames = {split: read_table(path, cfg.format) for split, path in files.items()}
+    frames = {split: read_table(path, cfg) for split, path in files.items()}
     revision = package_version(cfg.path) if cfg.source == "package" else None
     provenance = {
         "revision": revision,
@@ -96,8 +142,11 @@ def read_hub(cfg: DatasetConfig) -> tuple[dict[str, pd.DataFrame], dict]:
         part = loaded[name]
         frame = part.to_pandas()
         for column, feature in part.features.items():
+            inner = getattr(feature, "feature", None)  # a list of class labels (NER tags)
             if isinstance(feature, datasets.ClassLabel):
                 frame[column] = [feature.int2str(int(v)) if v >= 0 else None for v in frame[column]]
+            elif isinstance(inner, datasets.ClassLabel):
+                frame[column] = [[inner.int2str(int(v)) for v in row] for row in frame[column]]
         frames[split] = frame
     provenance = {
         "revision": cfg.revision or "main",

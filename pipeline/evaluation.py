@@ -18,7 +18,8 @@ def predict_logits(model: PreTrainedModel, dataset: Dataset, collator: Any, batc
     """Logits for every example of `dataset`, in its original order.
 
     Batches are formed from length-sorted examples so that padding stays small;
-    the order is restored at the end.
+    the order is restored at the end. Per-token logits are padded with zeros to the
+    longest example.
     """
     model.eval()
     device = next(model.parameters()).device
@@ -32,6 +33,9 @@ def predict_logits(model: PreTrainedModel, dataset: Dataset, collator: Any, batc
             batch = collator(list(rows))
             batch = {key: value.to(device) for key, value in batch.items()}
             outputs.append(model(**batch).logits.float().cpu().numpy())
+    if outputs[0].ndim == 3:
+        width = int(lengths.max())
+        outputs = [np.pad(out, ((0, 0), (0, width - out.shape[1]), (0, 0))) for out in outputs]
     logits = np.concatenate(outputs)
     restored = np.empty_like(logits)
     restored[order] = logits
@@ -43,5 +47,5 @@ def evaluate_split(task: TaskAdapter, model: PreTrainedModel, tokenizer: PreTrai
                    desc: str) -> tuple[dict[str, float], dict[str, Any], np.ndarray]:
     """Metrics, detailed report and logits of `model` on a tokenized split."""
     logits = predict_logits(model, split, task.collator(tokenizer), batch_size, desc)
-    scalars, report = task.metrics(logits, np.array(split["labels"]), manifest)
+    scalars, report = task.metrics(logits, split["labels"], manifest)
     return scalars, report, logits

@@ -1,7 +1,8 @@
 """Try a fine-tuned cell: `python -m pipeline.predict <model> <seed> "text" ...`.
 
-For sentence-pair tasks write each pair as "first ||| second". Prints one line
-per input (label, score, input), or JSON with --json.
+For sentence-pair tasks write each pair as "first ||| second". Classification
+prints label, score and input; token classification prints each input with its
+entities (label, score, character span, words). --json prints JSON lines.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def main() -> None:
         if args.json:
             print(json.dumps(result))
         else:
-            print(f"{result['label']}\t{result['score']:.4f}\t{result['input']}")
+            print(task.format_prediction(result))
 
 
 if __name__ == "__main__":

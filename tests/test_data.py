@@ -102,21 +102,21 @@ def test_non_utf8_file_is_refused_clearly(tmp_path):
     path = tmp_path / "latin1.csv"
     path.write_bytes("text,label\ncaf\xe9 cr\xe8me,pos\n".encode("latin-1"))
     with pytest.raises(DataError, match="not valid UTF-8 text"):
-        read_table(path)
+        read_table(path, dataset_config())
 
 
 def test_corrupt_parquet_is_refused_clearly(tmp_path):
     path = tmp_path / "broken.parquet"
     path.write_bytes(b"this is not parquet")
     with pytest.raises(DataError, match="cannot be read as"):
-        read_table(path)
+        read_table(path, dataset_config())
 
 
 def test_unknown_file_type_asks_for_a_format(tmp_path):
     path = tmp_path / "data.xlsx"
     path.write_text("x")
     with pytest.raises(DataError, match=r"Set dataset\.format"):
-        read_table(path)
+        read_table(path, dataset_config())
 
 
 def test_hub_code_path_reads_a_dataset_folder_and_names_class_labels(tmp_path):

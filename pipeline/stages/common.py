@@ -25,7 +25,7 @@ FAILED, SUCCESS = "failed", "success"
 
 def load_experiment(path: Path | None = None) -> tuple[Params, TaskAdapter]:
     params = load_params(path) if path else load_params()
-    task = get_task(params.task.name)
+    task = get_task(params.task)
     check_task_settings(params, task)
     return params, task
 

@@ -17,8 +17,12 @@ def main() -> None:
     params, task = load_experiment()
     cfg = params.dataset
     frames, provenance = read_source(cfg)
-    prepared = {split: task.prepare(frame, cfg, f"dataset '{cfg.name}', {split} data")
-                for split, frame in frames.items()}
+    files = provenance.get("files", {})
+    prepared = {
+        split: task.prepare(frame, cfg, files[split]["path"] if split in files
+                            else f"dataset '{cfg.name}', {split} data")
+        for split, frame in frames.items()
+    }
     for split, frame in prepared.items():
         if frame.empty:
             raise DataError(f"dataset '{cfg.name}', {split} data: no rows left after removing "
@@ -30,17 +34,17 @@ def main() -> None:
                             "file, dataset.splits and dataset.max_rows.")
     description = task.describe(splits)
     with atomic_dir(raw_dir(cfg.name)) as scratch:
-        files = {}
+        written = {}
         for split, frame in splits.items():
             path = scratch / f"{split}.parquet"
             frame.to_parquet(path, index=False)
-            files[split] = {"file": path.name, "rows": len(frame), "sha256": sha256(path)}
+            written[split] = {"file": path.name, "rows": len(frame), "sha256": sha256(path)}
         write_json(scratch / "manifest.json", {
             "dataset": cfg.name,
             "task": params.task.name,
             "source": provenance,
             "split_seed": cfg.split_seed,
-            "splits": files,
+            "splits": written,
             **description,
         })
     log.info("%s: %s", cfg.name, {split: len(frame) for split, frame in splits.items()})

@@ -15,12 +15,15 @@ from pipeline.config import Params, cell_name
 from pipeline.errors import run_cli
 from pipeline.io import atomic_file, read_json
 from pipeline.paths import REPORTS_DIR, metrics_file
-from pipeline.stages.common import FAILED, SUCCESS, load_experiment, setup_logging
+from pipeline.stages.common import FAILED, SUCCESS, load_experiment, read_manifest, setup_logging
 from pipeline.stages.final_eval import comparison
 from pipeline.tasks.base import TaskAdapter
 
 RESULTS_FILE = REPORTS_DIR / "results.csv"
 SUMMARY_FILE = REPORTS_DIR / "summary.csv"
+PER_LABEL_FILE = REPORTS_DIR / "per_label.csv"
+LABEL_DISTRIBUTION_FILE = REPORTS_DIR / "label_distribution.csv"
+PER_LABEL_COLUMNS = ["model", "seed", "stage", "label", "precision", "recall", "f1", "support"]
 TRAIN_COLUMNS = ("train_seconds", "train_samples_per_second", "steps", "best_validation_metric")
 
 
@@ -67,6 +70,29 @@ def results_table(params: Params, task: TaskAdapter) -> pd.DataFrame:
     return table[[*first, *metric_columns, *TRAIN_COLUMNS, "mlflow_run_id", "error"]]
 
 
+def per_label_table(params: Params) -> pd.DataFrame:
+    """Precision, recall, F1 and support of every label (entity type, class), before and after
+    fine-tuning, one row per model x seed x stage x label."""
+    rows = []
+    for model, seed in params.cells():
+        for stage, name in (("baseline", "base"), ("final", "finetuned")):
+            record = read_record(stage, cell_name(model, seed))
+            for label, values in (record.get("report") or {}).get("per_label", {}).items():
+                rows.append({"model": model, "seed": seed, "stage": name, "label": label,
+                             **values})
+    return pd.DataFrame(rows, columns=PER_LABEL_COLUMNS)
+
+
+def label_distribution_table(manifest: dict[str, Any]) -> pd.DataFrame:
+    """How often each label occurs per split (tokens for tagging, examples for classification)."""
+    rows = []
+    for split, counts in manifest["label_counts"].items():
+        total = sum(counts.values())
+        rows.extend({"split": split, "label": label, "count": count,
+                     "share": round(count / total, 6)} for label, count in counts.items())
+    return pd.DataFrame(rows, columns=["split", "label", "count", "share"])
+
+
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample standard deviation over the successful seeds of each model."""
     numeric = [column for column in results.columns
@@ -89,6 +115,8 @@ def main() -> None:
     results = results_table(params, task)
     write_csv(results, RESULTS_FILE)
     write_csv(summary_table(results), SUMMARY_FILE)
+    write_csv(per_label_table(params), PER_LABEL_FILE)
+    write_csv(label_distribution_table(read_manifest(params)), LABEL_DISTRIBUTION_FILE)
     print(results[["status", "model", "seed", *[c for c in results if c.startswith("finetuned_")]]]
           .to_string(index=False))
 

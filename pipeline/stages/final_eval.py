@@ -46,8 +46,17 @@ def comparison(baseline: dict[str, Any], final: dict[str, float]) -> dict[str, f
     return values
 
 
-def log_to_mlflow(cell: Cell, run_id: str, metrics: dict[str, float], report: dict[str, Any],
-                  predictions: Path) -> None:
+def per_label_metrics(reports: dict[str, Any]) -> dict[str, float]:
+    """`finetuned_PER_f1`-style metrics from the baseline and fine-tuned per-label reports."""
+    return {f"{stage}_{label}_{name}": values[name]
+            for stage, report in reports.items() if report
+            for label, values in report["per_label"].items()
+            for name in ("precision", "recall", "f1")}
+
+
+def log_to_mlflow(cell: Cell, run_id: str, metrics: dict[str, float], reports: dict[str, Any],
+                  predictions: Path, manifest: dict[str, Any]) -> None:
+    metrics = {**metrics, **per_label_metrics(reports)}
     log_metrics(cell.params, run_id, [(name, value, 0) for name, value in metrics.items()])
     with tempfile.TemporaryDirectory() as scratch:
         config = Path(scratch) / "config.yaml"
@@ -56,8 +65,10 @@ def log_to_mlflow(cell: Cell, run_id: str, metrics: dict[str, float], report: di
         resolved["seeds"] = [cell.seed]
         config.write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
         report_file = Path(scratch) / "report.json"
-        write_json(report_file, report)
-        artifacts = [config, report_file, predictions]
+        write_json(report_file, reports)
+        distribution = Path(scratch) / "label_distribution.json"
+        write_json(distribution, manifest["label_counts"])
+        artifacts = [config, report_file, distribution, predictions]
         if cell.params.tracking.log_model:
             artifacts.append(cell_dir(cell.name) / "model")
         log_artifacts(cell.params, run_id, artifacts)
@@ -82,11 +93,11 @@ def main() -> None:
         scalars, report, logits = evaluate_split(cell.task, model, tokenizer, test, manifest,
                                                  batch_size, f"final {cell.name}")
         table = cell.task.prediction_table(load_split(cell.params.dataset.name, "test"), logits,
-                                           manifest)
+                                           manifest, test["labels"])
         with atomic_file(predictions) as scratch:
             table.to_csv(scratch, index=False)
         log_to_mlflow(cell, run_id, comparison(baseline, scalars),
-                      {"baseline": baseline.get("report"), "finetuned": report}, predictions)
+                      {"base": baseline.get("report"), "finetuned": report}, predictions, manifest)
         write_json(record, {"status": SUCCESS, **scalars, "report": report})
         finish_run(cell.params, run_id)
 

@@ -30,7 +30,8 @@ def main() -> None:
     truncated = {}
     for split in SPLITS:
         raw = Dataset.from_pandas(load_split(params.dataset.name, split), preserve_index=False)
-        tokenized[split] = task.tokenize(raw, tokenizer, model_cfg.max_length, manifest)
+        tokenized[split] = task.tokenize(raw, tokenizer, model_cfg.max_length, manifest,
+                                         training=split == "train")
         truncated[split] = sum(len(ids) >= model_cfg.max_length
                                for ids in tokenized[split]["input_ids"])
     if any(truncated.values()):

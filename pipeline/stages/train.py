@@ -12,10 +12,12 @@ import dataclasses
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from transformers import EarlyStoppingCallback, EvalPrediction, Trainer, TrainingArguments
 
 from pipeline.config import TrainConfig
@@ -85,6 +87,21 @@ def curve_points(history: list[dict[str, Any]]) -> list[tuple[str, float, int]]:
     return points
 
 
+def class_weighted_loss(manifest: dict[str, Any]) -> Callable[..., torch.Tensor]:
+    """Cross-entropy weighted by inverse label frequency in the training split."""
+    counts = torch.tensor([manifest["label_counts"]["train"][label]
+                           for label in manifest["labels"]], dtype=torch.float)
+    weights = counts.sum() / (len(counts) * counts)
+
+    def loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
+        logits = outputs.logits.float()
+        return torch.nn.functional.cross_entropy(
+            logits.view(-1, logits.size(-1)), labels.view(-1),
+            weight=weights.to(logits.device), ignore_index=-100)
+
+    return loss
+
+
 def logged_params(cell: Cell, cfg: TrainConfig) -> dict[str, Any]:
     model = dataclasses.asdict(cell.model_config)
     model.pop("train")
@@ -117,6 +134,7 @@ def train(cell: Cell, output: Path, run_id: str) -> dict[str, Any]:
         data_collator=cell.task.collator(tokenizer),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
+        compute_loss_func=class_weighted_loss(manifest) if cfg.class_weighted_loss else None,
         callbacks=callbacks,
     )
     started = time.perf_counter()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pipeline.config import TaskConfig
 from pipeline.tasks.base import TaskAdapter
 from pipeline.tasks.text_classification import TextClassification
+from pipeline.tasks.token_classification import TokenClassification
 
 TASKS: dict[str, type[TaskAdapter]] = {
     "text_classification": TextClassification,
+    "token_classification": TokenClassification,
 }
 
 
-def get_task(name: str) -> TaskAdapter:
-    return TASKS[name]()
+def get_task(config: TaskConfig) -> TaskAdapter:
+    return TASKS[config.name](config)

@@ -10,11 +10,14 @@ import pandas as pd
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from pipeline.config import DatasetConfig
+from pipeline.config import DatasetConfig, TaskConfig
 
 
 class TaskAdapter(ABC):
     """One task: how its raw rows look, how they are tokenized, which head and metrics it uses."""
+
+    def __init__(self, config: TaskConfig) -> None:
+        self.config = config
 
     #: Metrics computed by `metrics`; `train.metric_for_best_model` must be one of them.
     metric_names: tuple[str, ...]
@@ -35,8 +38,9 @@ class TaskAdapter(ABC):
 
     @abstractmethod
     def tokenize(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
-                 manifest: dict[str, Any]) -> Dataset:
-        """Model inputs and `labels` for one split, unpadded (the collator pads per batch)."""
+                 manifest: dict[str, Any], training: bool) -> Dataset:
+        """Model inputs and `labels` for one split, unpadded (the collator pads per batch).
+        `training` is true for the train split, whose labels may differ from the scored ones."""
 
     @abstractmethod
     def head_config(self, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -47,14 +51,19 @@ class TaskAdapter(ABC):
         """Pads a batch of tokenized examples."""
 
     @abstractmethod
-    def metrics(self, logits: np.ndarray, labels: np.ndarray,
+    def metrics(self, logits: np.ndarray, labels: Any,
                 manifest: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
-        """Scalar metrics (for results.csv and MLflow) and a detailed report (per class...)."""
+        """Scalar metrics (for results.csv and MLflow) and a report whose `per_label` entry maps
+        each label to its precision, recall, f1 and support. `labels` may be ragged."""
 
     @abstractmethod
     def prediction_table(self, raw: pd.DataFrame, logits: np.ndarray,
-                         manifest: dict[str, Any]) -> pd.DataFrame:
+                         manifest: dict[str, Any], labels: Any) -> pd.DataFrame:
         """One row per test example: input, reference and prediction."""
+
+    @abstractmethod
+    def format_prediction(self, result: dict[str, Any]) -> str:
+        """One prediction from `predict` as text for the terminal."""
 
     @abstractmethod
     def predict(self, inputs: list[str], model: PreTrainedModel,

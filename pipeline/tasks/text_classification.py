@@ -67,7 +67,7 @@ class TextClassification(TaskAdapter):
         return {"labels": labels, "label_counts": counts}
 
     def tokenize(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
-                 manifest: dict[str, Any]) -> Dataset:
+                 manifest: dict[str, Any], training: bool) -> Dataset:
         label_ids = {label: i for i, label in enumerate(manifest["labels"])}
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
@@ -87,9 +87,10 @@ class TextClassification(TaskAdapter):
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
         return DataCollatorWithPadding(tokenizer)
 
-    def metrics(self, logits: np.ndarray, labels: np.ndarray,
+    def metrics(self, logits: np.ndarray, labels: Any,
                 manifest: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
         names = manifest["labels"]
+        labels = np.asarray(labels)
         predicted = logits.argmax(axis=-1)
         ids = list(range(len(names)))
         loss = torch.nn.functional.cross_entropy(torch.from_numpy(logits).float(),
@@ -104,21 +105,24 @@ class TextClassification(TaskAdapter):
             "macro_recall": float(np.mean(recall)),
             "loss": float(loss),
         }
-        per_class = {
+        per_label = {
             name: {"precision": float(precision[i]), "recall": float(recall[i]),
                    "f1": float(f1[i]), "support": int(support[i])}
             for i, name in enumerate(names)
         }
-        return scalars, {"per_class": per_class}
+        return scalars, {"per_label": per_label}
 
     def prediction_table(self, raw: pd.DataFrame, logits: np.ndarray,
-                         manifest: dict[str, Any]) -> pd.DataFrame:
+                         manifest: dict[str, Any], labels: Any) -> pd.DataFrame:
         names = np.array(manifest["labels"])
         probabilities = torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy()
         table = raw.rename(columns={LABEL: "reference"}).copy()
         table["prediction"] = names[probabilities.argmax(axis=-1)]
         table["score"] = probabilities.max(axis=-1).round(6)
         return table
+
+    def format_prediction(self, result: dict[str, Any]) -> str:
+        return f"{result['label']}\t{result['score']:.4f}\t{result['input']}"
 
     def predict(self, inputs: list[str], model: PreTrainedModel,
                 tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:

@@ -6,12 +6,12 @@ from datasets import Dataset
 from transformers import AutoTokenizer
 
 from pipeline.compose import compose
-from pipeline.config import DatasetConfig, build
+from pipeline.config import DatasetConfig, TaskConfig, build
 from pipeline.errors import DataError
 from pipeline.tasks.text_classification import TextClassification
 from tests.conftest import REPO
 
-TASK = TextClassification()
+TASK = TextClassification(TaskConfig("text_classification"))
 MANIFEST = {"labels": ["neg", "neutral", "pos"]}
 
 
@@ -30,8 +30,8 @@ def test_metrics_match_a_hand_count():
     # neg: P 1/2 R 1/2; neutral: P 1/2 R 1; pos: P 1 R 2/3
     f1 = {"neg": 0.5, "neutral": 2 / 3, "pos": 0.8}
     for name, value in f1.items():
-        assert report["per_class"][name]["f1"] == pytest.approx(value)
-    assert report["per_class"]["pos"]["support"] == 3
+        assert report["per_label"][name]["f1"] == pytest.approx(value)
+    assert report["per_label"]["pos"]["support"] == 3
     assert scalars["macro_f1"] == pytest.approx(np.mean(list(f1.values())))
     assert scalars["macro_precision"] == pytest.approx((0.5 + 0.5 + 1) / 3)
     assert scalars["macro_recall"] == pytest.approx((0.5 + 1 + 2 / 3) / 3)
@@ -78,7 +78,7 @@ def test_tokenize_encodes_pairs_and_label_ids(minilm_dir):
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
     split = Dataset.from_dict({"text": ["a cat", "a dog"], "text_pair": ["sat", "ran off"],
                                "label": ["pos", "neg"]})
-    encoded = TASK.tokenize(split, tokenizer, 16, MANIFEST)
+    encoded = TASK.tokenize(split, tokenizer, 16, MANIFEST, training=True)
     assert encoded["labels"] == [2, 0]
     assert set(encoded.column_names) >= {"input_ids", "attention_mask", "labels"}
     assert tokenizer.sep_token_id in encoded["input_ids"][0][1:-1]  # two segments
@@ -88,7 +88,7 @@ def test_tokenize_encodes_pairs_and_label_ids(minilm_dir):
 def test_prediction_table_has_reference_prediction_and_score():
     raw = pd.DataFrame({"text": ["x", "y"], "label": ["pos", "neg"]})
     logits = np.array([[0.0, 0.0, 3.0], [0.0, 3.0, 0.0]])
-    table = TASK.prediction_table(raw, logits, MANIFEST)
+    table = TASK.prediction_table(raw, logits, MANIFEST, [2, 0])
     assert list(table["prediction"]) == ["pos", "neutral"]
     assert list(table["reference"]) == ["pos", "neg"]
     assert (table["score"] > 0.8).all()
