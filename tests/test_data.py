@@ -137,3 +137,16 @@ def test_hub_code_path_reads_a_dataset_folder_and_names_class_labels(tmp_path):
 def test_unreachable_hub_dataset_is_a_clear_error():
     with pytest.raises(SourceError, match="cannot load 'stanfordnlp/imdb' from the Hugging Face Hub"):
         read_source(dataset_config(source="hub", path="stanfordnlp/imdb"))
+
+
+def test_hub_code_path_names_sequence_class_labels(tmp_path):
+    """NER datasets on the Hub keep tags as a sequence of class-label ids."""
+    from datasets import ClassLabel, Dataset, Features, List, Value
+
+    tags = ClassLabel(names=["O", "B-PER", "I-PER"])
+    features = Features({"tokens": List(Value("string")), "ner_tags": List(tags)})
+    Dataset.from_dict({"tokens": [["Peter", "Blackburn", "ran"]], "ner_tags": [[1, 2, 0]]},
+                      features=features).to_parquet(tmp_path / "train.parquet")
+    frames, _ = read_source(dataset_config(source="hub", path=str(tmp_path), text_columns=["tokens"],
+                                           label_column="ner_tags"))
+    assert list(frames["train"]["ner_tags"][0]) == ["B-PER", "I-PER", "O"]

@@ -42,9 +42,12 @@ class TaskAdapter(ABC):
         """Model inputs and `labels` for one split, unpadded (the collator pads per batch).
         `training` is true for the train split, whose labels may differ from the scored ones."""
 
-    @abstractmethod
     def head_config(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Keyword arguments for the model config that shape the task head."""
+        """Keyword arguments for the model config that shape the task head: by default one
+        output per label of the manifest, with the label names."""
+        labels = manifest["labels"]
+        return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                "label2id": {label: i for i, label in enumerate(labels)}}
 
     @abstractmethod
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:

@@ -156,11 +156,6 @@ class TokenClassification(TaskAdapter):
         return split.map(encode, batched=True, remove_columns=split.column_names,
                          desc="tokenize")
 
-    def head_config(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        labels = manifest["labels"]
-        return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-                "label2id": {label: i for i, label in enumerate(labels)}}
-
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
         return DataCollatorForTokenClassification(tokenizer)
 
