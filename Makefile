@@ -22,6 +22,7 @@ $(STAMP): requirements.txt requirements-data.txt pyproject.toml
 	touch $(STAMP)
 
 repro: $(STAMP)
+	$(BIN)/python -m pipeline.retry_failed
 	dvc repro
 	@echo "Results: reports/results.csv, reports/summary.csv. Browse the runs with: make ui"
 

@@ -81,6 +81,8 @@ class DatasetConfig:
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
     max_rows: SplitCaps = field(default_factory=SplitCaps)
+    #: A column of example ids; if set, an id found in two splits (leakage) stops the run.
+    id_column: str | None = None
 
     def validate(self, where: str) -> None:
         _check(bool(NAME_PATTERN.match(self.name)),
@@ -155,6 +157,10 @@ class ModelConfig:
     architecture: dict[str, Any] | None = None
     max_length: int = 128
     train: dict[str, Any] = field(default_factory=dict)
+    #: Run Python code that ships with a Hub model. Off unless you trust its author.
+    trust_remote_code: bool = False
+    #: Load pickled (.bin) weights, which can run code on load. Off: safetensors only.
+    allow_unsafe_weights: bool = False
 
     def validate(self, where: str) -> None:
         _check(8 <= self.max_length <= 8192,

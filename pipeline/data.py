@@ -160,6 +160,23 @@ def read_source(cfg: DatasetConfig) -> tuple[dict[str, pd.DataFrame], dict]:
     return frames, {"source": cfg.source, "path": cfg.path, "subset": cfg.subset, **provenance}
 
 
+def check_ids(frames: dict[str, pd.DataFrame], cfg: DatasetConfig) -> None:
+    """Each id in `dataset.id_column` belongs to one example of one split."""
+    if cfg.id_column is None:
+        return
+    seen: dict[str, str] = {}
+    for split, frame in frames.items():
+        if cfg.id_column not in frame:
+            raise DataError(f"dataset.id_column: '{cfg.id_column}' is not a column of the "
+                            f"{split} data ({list(frame.columns)})")
+        for identifier in frame[cfg.id_column].astype(str):
+            if identifier in seen:
+                where = "twice in" if seen[identifier] == split else f"in {seen[identifier]} and"
+                raise DataError(f"dataset.id_column: id '{identifier}' appears {where} {split}. "
+                                "Remove the duplicates so that no example is in two splits.")
+            seen[identifier] = split
+
+
 def _cut(frame: pd.DataFrame, size: int | float, strata: pd.Series | None, seed: int,
          what: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split `frame` into (rest, part) with `size` rows (or that fraction) in `part`."""

@@ -18,7 +18,8 @@ from pipeline.tasks.base import TaskAdapter
 def load_tokenizer(cfg: ModelConfig, where: str) -> PreTrainedTokenizerBase:
     location = model_location(cfg.source, cfg.path, f"{where}.path")
     try:
-        return AutoTokenizer.from_pretrained(location, revision=cfg.revision)
+        return AutoTokenizer.from_pretrained(location, revision=cfg.revision,
+                                             trust_remote_code=cfg.trust_remote_code)
     except OSError as error:
         raise SourceError(f"{where}.path: cannot load a tokenizer from '{location}' ({error})") \
             from None
@@ -39,11 +40,12 @@ def build_model(task: TaskAdapter, cfg: ModelConfig, manifest: dict[str, Any],
         model_type = architecture.pop("model_type")
         config = AutoConfig.for_model(model_type, vocab_size=vocab_size, **architecture, **head)
         return task.model_class.from_config(config)
-    if cfg.source != "hub":
+    if cfg.source != "hub" and not cfg.allow_unsafe_weights:
         check_weights(location, f"{where}.path")
     try:
-        return task.model_class.from_pretrained(location, revision=cfg.revision,
-                                                use_safetensors=True, **head)
+        return task.model_class.from_pretrained(
+            location, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code,
+            use_safetensors=None if cfg.allow_unsafe_weights else True, **head)
     except (OSError, ValueError) as error:
         raise SourceError(f"{where}.path: cannot load '{location}' as a "
                           f"{task.model_class.__name__} ({error})") from None

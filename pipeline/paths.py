@@ -7,6 +7,7 @@ from pathlib import Path
 RAW_DIR = Path("data/raw")
 TOKENIZED_DIR = Path("data/tokenized")
 MODELS_DIR = Path("models")
+CHECKPOINTS_DIR = Path("checkpoints")
 METRICS_DIR = Path("metrics")
 REPORTS_DIR = Path("reports")
 
@@ -26,6 +27,11 @@ def tokenized_dir(model: str) -> Path:
 def cell_dir(cell: str) -> Path:
     """The train stage's output: the fine-tuned model, curves and the MLflow run id."""
     return MODELS_DIR / cell
+
+
+def checkpoint_dir(cell: str) -> Path:
+    """Training checkpoints of a cell: not a DVC output, so they survive a killed run."""
+    return CHECKPOINTS_DIR / cell
 
 
 def metrics_file(stage: str, cell: str) -> Path:

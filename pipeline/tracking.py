@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -74,10 +75,21 @@ def git_commit() -> str:
     return result.stdout.strip()
 
 
-def client(params: Params):
+def client(params: Params, attempts: int = 5):
+    """A client whose store is ready. Parallel cells (a queue with -j 2) may both find a new
+    sqlite store without tables and race to create them: the loser waits and retries."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri(params.tracking.tracking_uri))
+    mlflow_client = MlflowClient(tracking_uri=tracking_uri(params.tracking.tracking_uri))
+    for attempt in range(attempts):
+        try:
+            mlflow_client.search_experiments(max_results=1)
+            return mlflow_client
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1 + attempt)
+    return mlflow_client
 
 
 def _experiment_id(mlflow_client, name: str) -> str:
@@ -121,8 +133,6 @@ def start_cell_run(params: Params, model: str, seed: int, logged: Mapping[str, A
 def log_metrics(params: Params, run_id: str,
                 points: Iterable[tuple[str, float, int]]) -> None:
     """Log (name, value, step) points in batches, not one call per point."""
-    import time
-
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)

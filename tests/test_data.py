@@ -150,3 +150,17 @@ def test_hub_code_path_names_sequence_class_labels(tmp_path):
     frames, _ = read_source(dataset_config(source="hub", path=str(tmp_path), text_columns=["tokens"],
                                            label_column="ner_tags"))
     assert list(frames["train"]["ner_tags"][0]) == ["B-PER", "I-PER", "O"]
+
+
+def test_an_id_in_two_splits_is_refused():
+    from pipeline.data import check_ids
+
+    cfg = dataset_config(id_column="id")
+    frames = {"train": pd.DataFrame({"id": [1, 2, 3]}), "test": pd.DataFrame({"id": [4, 2]})}
+    with pytest.raises(DataError, match="id '2' appears in train and test"):
+        check_ids(frames, cfg)
+    with pytest.raises(DataError, match="id '1' appears twice in train"):
+        check_ids({"train": pd.DataFrame({"id": [1, 1]})}, cfg)
+    with pytest.raises(DataError, match="'id' is not a column of the train data"):
+        check_ids({"train": pd.DataFrame({"x": [1]})}, cfg)
+    check_ids({"train": pd.DataFrame({"id": [1]}), "test": pd.DataFrame({"id": [2]})}, cfg)

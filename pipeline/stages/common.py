@@ -104,15 +104,14 @@ def failure(stage: str, error: BaseException) -> dict[str, Any]:
 
 def run_cell_stage(stage: str, body: Callable[[], None],
                    on_failure: Callable[[dict[str, Any]], None]) -> None:
-    """Run one cell's stage. A runtime fault (not a user error) is handed to `on_failure`,
-    which writes the stage's outputs as a failed cell, so the other cells go on and the
-    results table shows it. User errors stop the run with their message."""
+    """Run one cell's stage. Any fault inside it (a broken checkpoint, out of memory, NaN
+    loss) concerns this model x seed only: it is handed to `on_failure`, which writes the
+    stage's outputs as a failed cell, so the other cells go on and the results table shows
+    it. `python -m pipeline.retry_failed` (run by `make repro`) retries such cells."""
 
     try:
         body()
-    except PipelineError:
-        raise
-    except Exception as error:  # any runtime fault of this cell only
+    except Exception as error:
         logging.getLogger(stage).exception("cell failed")
         on_failure(failure(stage, error))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.data import make_splits, read_source
+from pipeline.data import check_ids, make_splits, read_source
 from pipeline.errors import DataError, run_cli
 from pipeline.io import atomic_dir, sha256, write_json
 from pipeline.paths import raw_dir
@@ -17,6 +17,7 @@ def main() -> None:
     params, task = load_experiment()
     cfg = params.dataset
     frames, provenance = read_source(cfg)
+    check_ids(frames, cfg)
     files = provenance.get("files", {})
     prepared = {
         split: task.prepare(frame, cfg, files[split]["path"] if split in files

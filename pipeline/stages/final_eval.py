@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from pipeline.data import load_split
-from pipeline.errors import PipelineError, run_cli
+from pipeline.errors import run_cli
 from pipeline.evaluation import evaluate_split
 from pipeline.io import atomic_file, read_json, write_json
 from pipeline.modeling import load_trained
@@ -107,11 +107,7 @@ def main() -> None:
         write_json(record, failure)
         finish_run(cell.params, run_id, failed_error=failure["error"])
 
-    try:
-        run_cell_stage(STAGE, body, on_failure)
-    except PipelineError as error:
-        finish_run(cell.params, run_id, failed_error=str(error))
-        raise
+    run_cell_stage(STAGE, body, on_failure)
 
 
 if __name__ == "__main__":

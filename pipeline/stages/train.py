@@ -2,13 +2,19 @@
 
 Writes models/<model>-<seed>/ (the best checkpoint by the configured validation
 metric, its tokenizer, the training curves and the MLflow run id) and
-metrics/train/<model>-<seed>.json. Intermediate checkpoints are removed unless
-the cell fails before finishing.
+metrics/train/<model>-<seed>.json.
+
+Checkpoints go to checkpoints/<model>-<seed>/, outside DVC's outputs (which DVC
+deletes before a stage runs): a run killed mid-training resumes from the last one
+when the cell's settings and data are unchanged, and logs to the same MLflow run.
+They are removed once the cell has finished.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import shutil
 import time
@@ -21,10 +27,10 @@ import torch
 from transformers import EarlyStoppingCallback, EvalPrediction, Trainer, TrainingArguments
 
 from pipeline.config import TrainConfig
-from pipeline.errors import PipelineError, run_cli
-from pipeline.io import atomic_dir, write_json
+from pipeline.errors import run_cli
+from pipeline.io import atomic_dir, read_json, write_json
 from pipeline.modeling import build_model, precision_flags
-from pipeline.paths import cell_dir, metrics_file
+from pipeline.paths import cell_dir, checkpoint_dir, metrics_file
 from pipeline.stages.common import (
     SUCCESS,
     Cell,
@@ -37,6 +43,7 @@ from pipeline.stages.common import (
 from pipeline.tracking import finish_run, log_metrics, start_cell_run
 
 STAGE = "train"
+RESUME_FILE = "resume.json"
 log = logging.getLogger(STAGE)
 
 
@@ -63,7 +70,7 @@ def training_arguments(cfg: TrainConfig, output_dir: Path, seed: int,
         metric_for_best_model=cfg.metric_for_best_model,
         greater_is_better=cfg.metric_for_best_model not in lower_is_better,
         save_total_limit=cfg.save_total_limit,
-        save_only_model=True,
+        save_only_model=False,  # optimizer, scheduler and RNG states, to resume exactly
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         dataloader_num_workers=cfg.dataloader_workers,
         seed=seed,
@@ -110,7 +117,29 @@ def logged_params(cell: Cell, cfg: TrainConfig) -> dict[str, Any]:
             "dataset": dataclasses.asdict(cell.params.dataset), "train": dataclasses.asdict(cfg)}
 
 
-def train(cell: Cell, output: Path, run_id: str) -> dict[str, Any]:
+def fingerprint(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any]) -> str:
+    """What a checkpoint must match to be resumed: the cell's settings and its data."""
+    identity = {"params": logged_params(cell, cfg),
+                "data": {split: info["sha256"] for split, info in manifest["splits"].items()}}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def resumable_run(folder: Path, identity: str) -> str | None:
+    """The MLflow run of an interrupted training with the same identity, if its checkpoints
+    are still there; otherwise clear the folder."""
+    state = folder / RESUME_FILE
+    for partial in folder.glob("checkpoint-*"):  # killed while writing it
+        if not (partial / "trainer_state.json").is_file():
+            shutil.rmtree(partial)
+    if state.is_file() and any(folder.glob("checkpoint-*/trainer_state.json")):
+        saved = read_json(state)
+        if saved["fingerprint"] == identity:
+            return saved["mlflow_run_id"]
+    shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
+def train(cell: Cell, output: Path, run_id: str, resume: bool) -> dict[str, Any]:
     cfg = cell.model_config.training(cell.params.train, f"{cell.where}.train")
     manifest = read_manifest(cell.params)
     splits, tokenizer = load_tokenized(cell.model)
@@ -127,7 +156,7 @@ def train(cell: Cell, output: Path, run_id: str) -> dict[str, Any]:
         callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience))
     trainer = Trainer(
         model=model,
-        args=training_arguments(cfg, output / "checkpoints", cell.seed,
+        args=training_arguments(cfg, checkpoint_dir(cell.name), cell.seed,
                                 cell.task.lower_is_better),
         train_dataset=splits["train"],
         eval_dataset=splits["validation"],
@@ -138,10 +167,12 @@ def train(cell: Cell, output: Path, run_id: str) -> dict[str, Any]:
         callbacks=callbacks,
     )
     started = time.perf_counter()
-    result = trainer.train()
+    if resume:
+        log.info("%s: resuming from the last checkpoint in %s", cell.name,
+                 checkpoint_dir(cell.name))
+    result = trainer.train(resume_from_checkpoint=resume or None)
     seconds = time.perf_counter() - started
     trainer.save_model(str(output / "model"))
-    shutil.rmtree(output / "checkpoints", ignore_errors=True)
     history = trainer.state.log_history
     write_json(output / "curves.json", history)
     log_metrics(cell.params, run_id, curve_points(history))
@@ -162,14 +193,21 @@ def train(cell: Cell, output: Path, run_id: str) -> dict[str, Any]:
 def main() -> None:
     cell = parse_cell(__doc__)
     cfg = cell.model_config.training(cell.params.train, f"{cell.where}.train")
-    run_id = start_cell_run(cell.params, cell.model, cell.seed, logged_params(cell, cfg))
+    checkpoints = checkpoint_dir(cell.name)
+    identity = fingerprint(cell, cfg, read_manifest(cell.params))
+    run_id = resumable_run(checkpoints, identity)
+    resume = run_id is not None
+    if run_id is None:
+        run_id = start_cell_run(cell.params, cell.model, cell.seed, logged_params(cell, cfg))
+        write_json(checkpoints / RESUME_FILE, {"fingerprint": identity, "mlflow_run_id": run_id})
     record = metrics_file(STAGE, cell.name)
 
     def body() -> None:
         with atomic_dir(cell_dir(cell.name)) as scratch:
-            summary = train(cell, scratch, run_id)
+            summary = train(cell, scratch, run_id, resume)
             write_json(scratch / "train.json", summary)
         write_json(record, summary)
+        shutil.rmtree(checkpoints, ignore_errors=True)
 
     def on_failure(failure: dict[str, Any]) -> None:
         summary = {**failure, "mlflow_run_id": run_id}
@@ -178,11 +216,7 @@ def main() -> None:
         write_json(record, summary)
         finish_run(cell.params, run_id, failed_error=failure["error"])
 
-    try:
-        run_cell_stage(STAGE, body, on_failure)
-    except PipelineError as error:  # the run stops; its MLflow run must not stay "running"
-        finish_run(cell.params, run_id, failed_error=str(error))
-        raise
+    run_cell_stage(STAGE, body, on_failure)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,45 @@
+"""Rerun the cells that failed, and only those: `python -m pipeline.retry_failed`.
+
+A cell that fails at run time writes its outputs as a `failed` record, so the
+other cells go on and the results table shows it. DVC then holds those stages as
+up to date (and remembers them in its run cache), so they are forced here; the
+`dvc repro` that follows (`make repro` runs both) refreshes the results table.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from pipeline.config import cell_name
+from pipeline.errors import PipelineError, run_cli
+from pipeline.io import read_json
+from pipeline.paths import metrics_file
+from pipeline.stages.common import FAILED, load_experiment
+
+CELL_STAGES = {"baseline": "baseline_eval", "train": "train", "final": "final_eval"}
+
+
+def failed_cells() -> list[str]:
+    params, _ = load_experiment()
+    failed = []
+    for model, seed in params.cells():
+        cell = cell_name(model, seed)
+        records = [metrics_file(stage, cell) for stage in CELL_STAGES]
+        if any(path.is_file() and read_json(path).get("status") == FAILED for path in records):
+            failed.append(cell)
+    return failed
+
+
+def main() -> None:
+    cells = failed_cells()
+    if not cells:
+        return
+    print(f"retrying failed cells: {', '.join(cells)}", flush=True)
+    stages = [f"{stage}@{cell}" for cell in cells for stage in CELL_STAGES.values()]
+    result = subprocess.run(["dvc", "repro", "--force", "--single-item", *stages], check=False)
+    if result.returncode != 0:
+        raise PipelineError(f"dvc repro of {', '.join(stages)} failed (exit {result.returncode})")
+
+
+if __name__ == "__main__":
+    run_cli(main)
