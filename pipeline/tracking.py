@@ -75,21 +75,19 @@ def git_commit() -> str:
     return result.stdout.strip()
 
 
-def client(params: Params, attempts: int = 5):
-    """A client whose store is ready. Parallel cells (a queue with -j 2) may both find a new
-    sqlite store without tables and race to create them: the loser waits and retries."""
+def client(params: Params):
+    """A client whose store is ready. Opening a sqlite store creates or upgrades its tables;
+    cells running in parallel (`dvc queue start -j 2`) take turns at that under a file lock,
+    or two of them would race to create the same tables. Later writes wait on sqlite's own
+    lock (MLflow sets a busy timeout)."""
+    from filelock import FileLock
     from mlflow.tracking import MlflowClient
 
-    mlflow_client = MlflowClient(tracking_uri=tracking_uri(params.tracking.tracking_uri))
-    for attempt in range(attempts):
-        try:
-            mlflow_client.search_experiments(max_results=1)
-            return mlflow_client
-        except Exception:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(1 + attempt)
-    return mlflow_client
+    uri = tracking_uri(params.tracking.tracking_uri)
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri)
+    with FileLock(uri.removeprefix("sqlite:///") + ".lock", timeout=600):
+        return MlflowClient(tracking_uri=uri)
 
 
 def _experiment_id(mlflow_client, name: str) -> str:
