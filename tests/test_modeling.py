@@ -61,3 +61,18 @@ def test_mixed_precision_needs_cuda():
     assert precision_flags("auto") == {"fp16": False, "bf16": False}
     with pytest.raises(ConfigError, match="needs a CUDA GPU"):
         precision_flags("bf16")
+
+
+def test_remote_code_is_not_run_unless_the_model_config_allows_it(tmp_path):
+    marker = tmp_path / "code_ran"
+    (tmp_path / "custom.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).touch()\n"
+        "from transformers import BertConfig\nclass CustomConfig(BertConfig):\n"
+        "    model_type = 'custom_bert'\n")
+    (tmp_path / "config.json").write_text(
+        '{"model_type": "custom_bert", "auto_map": {"AutoConfig": "custom.CustomConfig"}}')
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    cfg = model_config({"source": "local", "path": str(tmp_path)})
+    with pytest.raises(SourceError, match="trust_remote_code"):
+        build_model(TASK, cfg, MANIFEST, 30522, seed=1, where="models.m")
+    assert not marker.exists()

@@ -7,7 +7,6 @@ import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import ModelConfig, Params, cell_name, load_params
@@ -23,8 +22,8 @@ if TYPE_CHECKING:
 FAILED, SUCCESS = "failed", "success"
 
 
-def load_experiment(path: Path | None = None) -> tuple[Params, TaskAdapter]:
-    params = load_params(path) if path else load_params()
+def load_experiment() -> tuple[Params, TaskAdapter]:
+    params = load_params()
     task = get_task(params.task)
     check_task_settings(params, task)
     return params, task
