@@ -108,14 +108,15 @@ def start_cell_run(params: Params, model: str, seed: int, logged: Mapping[str, A
     from mlflow.entities import Param
 
     mlflow_client = client(params)
+    commit = git_commit()
     tags = {
         "model": model,
         "seed": str(seed),
         "task": params.task.name,
         "dataset": params.dataset.name,
         "experiment": params.experiment_name,
-        "git_commit": git_commit(),
-        "mlflow.source.git.commit": git_commit(),
+        "git_commit": commit,
+        "mlflow.source.git.commit": commit,
     }
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]

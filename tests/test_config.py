@@ -102,3 +102,8 @@ def test_compose_writes_exactly_what_dvc_exp_run_writes(tmp_path):
     compose_and_dump(tmp_path / "params.yaml", str(REPO / "conf"), None, "config", str(tmp_path),
                      overrides)
     assert compose(overrides, REPO / "conf") == (tmp_path / "params.yaml").read_text()
+
+
+def test_committed_params_are_the_composed_default_experiment():
+    """params.yaml is what `python -m pipeline.compose` writes; recompose after editing conf/."""
+    assert (REPO / "params.yaml").read_text() == compose([], REPO / "conf")
