@@ -34,7 +34,7 @@ def main() -> None:
         splits, tokenizer = load_tokenized(cell.model)
         model = build_model(cell.task, cell.model_config, manifest, len(tokenizer), cell.seed,
                             cell.where)
-        batch_size = cell.model_config.training(cell.params.train).eval_batch_size
+        batch_size = cell.training.eval_batch_size
         scalars, report, _ = evaluate_split(cell.task, model, tokenizer, splits["test"],
                                             manifest, batch_size, f"baseline {cell.name}")
         write_json(record, {"status": SUCCESS, **scalars, "report": report})

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import ModelConfig, Params, cell_name, load_params
+from pipeline.config import ModelConfig, Params, TrainConfig, cell_name, load_params
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.io import read_json
 from pipeline.paths import manifest_file, tokenized_dir
@@ -77,6 +77,11 @@ class Cell:
     @property
     def where(self) -> str:
         return f"models.{self.model}"
+
+    @property
+    def training(self) -> TrainConfig:
+        """The global training settings with this model's overrides applied."""
+        return self.model_config.training(self.params.train, f"{self.where}.train")
 
 
 def parse_cell(description: str) -> Cell:

@@ -89,7 +89,7 @@ def main() -> None:
         manifest = read_manifest(cell.params)
         model, tokenizer = load_trained(cell.task, cell_dir(cell.name) / "model")
         test = load_tokenized(cell.model)[0]["test"]
-        batch_size = cell.model_config.training(cell.params.train).eval_batch_size
+        batch_size = cell.training.eval_batch_size
         scalars, report, logits = evaluate_split(cell.task, model, tokenizer, test, manifest,
                                                  batch_size, f"final {cell.name}")
         table = cell.task.prediction_table(load_split(cell.params.dataset.name, "test"), logits,

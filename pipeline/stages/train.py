@@ -139,9 +139,8 @@ def resumable_run(folder: Path, identity: str) -> str | None:
     return None
 
 
-def train(cell: Cell, output: Path, run_id: str, resume: bool) -> dict[str, Any]:
-    cfg = cell.model_config.training(cell.params.train, f"{cell.where}.train")
-    manifest = read_manifest(cell.params)
+def train(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], output: Path, run_id: str,
+          resume: bool) -> dict[str, Any]:
     splits, tokenizer = load_tokenized(cell.model)
     model = build_model(cell.task, cell.model_config, manifest, len(tokenizer), cell.seed,
                         cell.where)
@@ -192,9 +191,10 @@ def train(cell: Cell, output: Path, run_id: str, resume: bool) -> dict[str, Any]
 
 def main() -> None:
     cell = parse_cell(__doc__)
-    cfg = cell.model_config.training(cell.params.train, f"{cell.where}.train")
+    cfg = cell.training
+    manifest = read_manifest(cell.params)
     checkpoints = checkpoint_dir(cell.name)
-    identity = fingerprint(cell, cfg, read_manifest(cell.params))
+    identity = fingerprint(cell, cfg, manifest)
     run_id = resumable_run(checkpoints, identity)
     resume = run_id is not None
     if run_id is None:
@@ -204,7 +204,7 @@ def main() -> None:
 
     def body() -> None:
         with atomic_dir(cell_dir(cell.name)) as scratch:
-            summary = train(cell, scratch, run_id, resume)
+            summary = train(cell, cfg, manifest, scratch, run_id, resume)
             write_json(scratch / "train.json", summary)
         write_json(record, summary)
         shutil.rmtree(checkpoints, ignore_errors=True)
