@@ -42,7 +42,7 @@ def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> str:
 def check_sources(params: Params) -> None:
     """Local and package sources exist (Hub ids are checked when first loaded)."""
     for name, model in params.models.items():
-        if model.source != "hub":
+        if model.source in ("local", "package"):
             model_location(model.source, model.path, f"models.{name}.path")
     if params.dataset.source != "hub":
         resolve_path(params.dataset.source, params.dataset.path, "dataset.path")

@@ -31,11 +31,47 @@ def _check(condition: bool, message: str) -> None:
 
 
 @dataclass(frozen=True)
+class GenerationSettings:
+    """How sequence-to-sequence models generate at evaluation (beam search by default)."""
+
+    num_beams: int = 4
+    max_new_tokens: int = 64
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+
+    def validate(self, where: str) -> None:
+        _check(self.num_beams >= 1, f"{where}.num_beams: must be at least 1")
+        _check(self.max_new_tokens >= 1, f"{where}.max_new_tokens: must be at least 1")
+        _check(self.no_repeat_ngram_size >= 0, f"{where}.no_repeat_ngram_size: must be >= 0")
+
+
+@dataclass(frozen=True)
 class TaskConfig:
-    name: Literal["text_classification", "token_classification"]
+    """The task and its settings; each setting below names the tasks that read it."""
+
+    name: Literal["text_classification", "token_classification", "translation", "summarization"]
     #: token classification: label every subword (B- becomes I- after the first) instead of
     #: the first subword only. Evaluation always scores the first subword of each word.
     label_all_subwords: bool = False
+    #: translation: the language pair (conf/language_pair/); datasets name their columns
+    #: after it, and Hub presets pick the matching opus-mt model.
+    source_lang: str | None = None
+    target_lang: str | None = None
+    #: translation, summarization: text put before every source (T5-style, "summarize: ").
+    source_prefix: str = ""
+    #: translation, summarization: targets are cut to this many tokens for training.
+    max_target_length: int = 128
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    #: summarization: the lead-N baseline summarises an article by its first N sentences.
+    lead_sentences: int = 1
+
+    def validate(self, where: str) -> None:
+        _check(self.max_target_length >= 1, f"{where}.max_target_length: must be at least 1")
+        _check(self.lead_sentences >= 1, f"{where}.lead_sentences: must be at least 1")
+        if self.name == "translation":
+            _check(bool(self.source_lang and self.target_lang),
+                   f"{where}: translation needs source_lang and target_lang (choose a "
+                   "language_pair, e.g. language_pair=fr-en)")
 
 
 @dataclass(frozen=True)
@@ -64,11 +100,20 @@ class DatasetConfig:
     name: str
     source: Literal["hub", "local", "package"]
     path: str
+    #: Input columns; for translation and summarization the source text.
     text_columns: list[str]
+    #: The label column; for translation and summarization the target text.
     label_column: str
     subset: str | None = None
     revision: str | None = None
-    format: Literal["auto", "csv", "json", "jsonl", "parquet", "conll"] = "auto"
+    #: `parallel`: line-aligned text files, `<split file>.<column>` per column (train.en.gz,
+    #: train.fr.gz). `text_files`: one example per file, its first line in column `title`,
+    #: the rest in `text`, its folder's name in `label` (BBC News).
+    format: Literal["auto", "csv", "json", "jsonl", "parquet", "conll", "parallel",
+                    "text_files"] = "auto"
+    #: Text files that are not valid UTF-8 are read with this encoding (e.g. cp1252);
+    #: null: such a file stops the run.
+    fallback_encoding: str | None = None
     #: CoNLL column files (and word<TAB>tag files): which whitespace-separated columns hold
     #: the token and the tag; they become the columns `tokens` and `tags`.
     token_index: int = 0
@@ -146,15 +191,47 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """A model to fine-tune. With `pretrained: false` only the tokenizer is taken from
-    `path`, and the network is built from `architecture` with random weights."""
+class TokenizerTraining:
+    """A tokenizer trained on the training split's texts, for models built from scratch.
 
-    source: Literal["hub", "local", "package"]
-    path: str
+    `bpe` is byte-level BPE (RoBERTa/BART style, every string encodable); `wordpiece` is
+    BERT's. Special tokens map the roles (bos_token, eos_token, pad_token, unk_token,
+    mask_token, cls_token, sep_token) to strings; unset roles get the algorithm's usual ones.
+    """
+
+    algorithm: Literal["bpe", "wordpiece"] = "bpe"
+    vocab_size: int = 8000
+    min_frequency: int = 2
+    lowercase: bool = False
+    special_tokens: dict[str, str] = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        _check(100 <= self.vocab_size <= 1_000_000,
+               f"{where}.vocab_size: must be between 100 and 1000000, got {self.vocab_size}")
+        _check(self.min_frequency >= 1, f"{where}.min_frequency: must be at least 1")
+        roles = {"bos_token", "eos_token", "pad_token", "unk_token", "mask_token", "cls_token",
+                 "sep_token"}
+        unknown = sorted(set(self.special_tokens) - roles)
+        _check(not unknown, f"{where}.special_tokens: unknown role(s) {unknown}; allowed: "
+                            f"{sorted(roles)}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model to fine-tune. With `pretrained: false` the network is built from
+    `architecture` with random weights, and only the tokenizer is taken from `path`, or
+    trained on the training split when `tokenizer` is set."""
+
+    source: Literal["hub", "local", "package"] | None = None
+    path: str | None = None
     revision: str | None = None
     pretrained: bool = True
     architecture: dict[str, Any] | None = None
+    #: Train a new tokenizer on the training split (from-scratch models only).
+    tokenizer: TokenizerTraining | None = None
+    #: Sequence-to-sequence tasks: an encoder-decoder whose encoder and decoder both start
+    #: from the encoder-only checkpoint at `path` (BERT2BERT); cross-attention starts random.
+    encoder_decoder: bool = False
     max_length: int = 128
     train: dict[str, Any] = field(default_factory=dict)
     #: Run Python code that ships with a Hub model. Off unless you trust its author.
@@ -170,8 +247,22 @@ class ModelConfig:
                "hidden_size: 128, num_hidden_layers: 2)")
         _check(not self.architecture or "model_type" in self.architecture,
                f"{where}.architecture.model_type: missing (e.g. bert)")
+        _check(self.tokenizer is None or not self.pretrained,
+               f"{where}.tokenizer: a trained tokenizer needs a model built from scratch "
+               "(pretrained: false); a pretrained model keeps its own tokenizer")
+        _check(not (self.encoder_decoder and not self.pretrained),
+               f"{where}.encoder_decoder: warm-starts from pretrained weights; set pretrained: true")
+        if self.tokenizer is None:
+            _check(self.source is not None and self.path is not None,
+                   f"{where}: source and path are required (or, for a model built from scratch, "
+                   "a tokenizer to train)")
         # Per-model overrides must be valid training settings themselves.
         self.training(TrainConfig(), f"{where}.train")
+
+    @property
+    def origin(self) -> str:
+        """Where the weights (or the tokenizer) come from, for tables and logs."""
+        return self.path if self.path is not None else "trained tokenizer, random weights"
 
     def training(self, defaults: TrainConfig, where: str = "train") -> TrainConfig:
         """The global training settings with this model's overrides applied."""

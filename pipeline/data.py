@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import logging
 import lzma
 from pathlib import Path
@@ -66,14 +67,72 @@ def read_conll(path: Path, token_index: int = 0, tag_index: int = -1) -> pd.Data
     return pd.DataFrame(sentences, columns=["tokens", "tags", "line"])
 
 
+def read_text(path: Path, cfg: DatasetConfig) -> str:
+    """A whole text file: UTF-8, or `dataset.fallback_encoding` where it is not valid UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if cfg.fallback_encoding is None:
+            raise DataError(f"{path}: not valid UTF-8 text ({error.reason} at byte {error.start}). "
+                            "Re-encode the file as UTF-8, or set dataset.fallback_encoding "
+                            "(e.g. cp1252).") from None
+        log.warning("%s: not UTF-8, read as %s", path, cfg.fallback_encoding)
+        return data.decode(cfg.fallback_encoding)
+
+
+def parallel_files(stem: Path, columns: list[str]) -> dict[str, Path]:
+    """`<stem>.<column>` for each column, optionally compressed (train.en.gz, train.fr.gz)."""
+    files = {}
+    for column in columns:
+        candidates = [stem.with_name(f"{stem.name}.{column}{suffix}")
+                      for suffix in ("", *COMPRESSIONS)]
+        found = [path for path in candidates if path.is_file()]
+        if not found:
+            raise SourceError(f"dataset: no file '{candidates[0]}' (or .gz/.bz2/.xz) for column "
+                              f"'{column}'. Parallel data needs one line-aligned file per column.")
+        files[column] = found[0]
+    return files
+
+
+def read_parallel(stem: Path, cfg: DatasetConfig) -> pd.DataFrame:
+    """Line-aligned text files, one per column: line i of every file is example i."""
+    columns = {}
+    for column, path in parallel_files(stem, [*cfg.text_columns, cfg.label_column]).items():
+        with open_text(path) as handle:
+            columns[column] = handle.read().splitlines()
+    lengths = {column: len(lines) for column, lines in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise DataError(f"{stem}: parallel files differ in line count {lengths}; line i of each "
+                        "file must be the same example")
+    return pd.DataFrame(columns)
+
+
+def text_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*/*.txt"))
+
+
+def read_text_files(folder: Path, cfg: DatasetConfig) -> pd.DataFrame:
+    """One example per `<label>/<name>.txt`: first line `title`, the rest `text`."""
+    rows = []
+    for path in text_files(folder):
+        title, _, body = read_text(path, cfg).strip().partition("\n")
+        rows.append({"label": path.parent.name, "title": title.strip(), "text": body.strip(),
+                     "file": f"{path.parent.name}/{path.name}"})
+    return pd.DataFrame(rows, columns=["label", "title", "text", "file"])
+
+
 READERS = {
     "csv": lambda path, cfg: pd.read_csv(path, dtype=str, keep_default_na=False),
     "json": lambda path, cfg: pd.read_json(path, dtype=False),
     "jsonl": lambda path, cfg: pd.read_json(path, lines=True, dtype=False),
     "parquet": lambda path, cfg: pd.read_parquet(path),
     "conll": lambda path, cfg: read_conll(path, cfg.token_index, cfg.tag_index),
+    "parallel": read_parallel,
+    "text_files": read_text_files,
 }
 SUFFIX_FORMATS = {**{name: name for name in READERS}, "txt": "conll"}
+MULTI_FILE_FORMATS = ("parallel", "text_files")
 
 
 def file_format(path: Path, declared: str) -> str:
@@ -97,30 +156,44 @@ def read_table(path: Path, cfg: DatasetConfig) -> pd.DataFrame:
     except (ValueError, OSError, EOFError) as error:  # pandas and pyarrow parse errors
         raise DataError(f"{path}: cannot be read as {declared_format} ({error})") from None
     if frame.empty:
-        raise DataError(f"{path}: the file has no rows")
+        raise DataError(f"{path}: no rows")
     return frame
 
 
+def input_files(target: Path, cfg: DatasetConfig, where: str) -> list[Path]:
+    """The files that make up one split (or the whole dataset) of a local or package source."""
+    if cfg.format == "parallel":
+        return list(parallel_files(target, [*cfg.text_columns, cfg.label_column]).values())
+    if cfg.format == "text_files":
+        if not target.is_dir() or not text_files(target):
+            raise SourceError(f"{where}: '{target}' is not a folder of <label>/<name>.txt files")
+        return text_files(target)
+    if target.is_dir():
+        raise SourceError(f"{where}: '{target}' is a folder; name the file, or map each split "
+                          "to a file inside it with dataset.splits")
+    if not target.is_file():
+        raise SourceError(f"{where}: file '{target}' does not exist")
+    return [target]
+
+
 def read_files(cfg: DatasetConfig) -> tuple[dict[str, pd.DataFrame], dict]:
-    """A local or package source: one file (split later) or one file per split."""
+    """A local or package source: one file, folder or file stem (split later), or one per
+    split."""
     root = resolve_path(cfg.source, cfg.path, "dataset.path")
-    if not cfg.splits:
-        if root.is_dir():
-            raise SourceError(f"dataset.path: '{root}' is a folder; name the file, or map each "
-                              "split to a file inside it with dataset.splits")
-        files = {ALL_ROWS: root}
+    if cfg.splits:
+        targets = {split: (root / name, f"dataset.splits.{split}")
+                   for split, name in cfg.splits.items()}
     else:
-        files = {split: root / name for split, name in cfg.splits.items()}
-        for split, path in files.items():
-            if not path.is_file():
-                raise SourceError(f"dataset.splits.{split}: file '{path}' does not exist")
-    frames = {split: read_table(path, cfg) for split, path in files.items()}
+        targets = {ALL_ROWS: (root, "dataset.path")}
+    frames, files = {}, {}
+    for split, (target, where) in targets.items():
+        paths = input_files(target, cfg, where)
+        frames[split] = read_table(target, cfg)
+        digest = sha256(paths[0]) if len(paths) == 1 else hashlib.sha256(
+            "".join(sha256(path) for path in paths).encode()).hexdigest()
+        files[split] = {"path": str(target), "files": len(paths), "sha256": digest}
     revision = package_version(cfg.path) if cfg.source == "package" else None
-    provenance = {
-        "revision": revision,
-        "files": {split: {"path": str(path), "sha256": sha256(path)} for split, path in files.items()},
-    }
-    return frames, provenance
+    return frames, {"revision": revision, "files": files}
 
 
 def read_hub(cfg: DatasetConfig) -> tuple[dict[str, pd.DataFrame], dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -10,42 +11,70 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from pipeline.tasks.base import TaskAdapter
+
+def length_sorted_batches(dataset: Dataset, batch_size: int, columns: list[str],
+                          desc: str) -> Iterator[tuple[np.ndarray, list[dict[str, Any]]]]:
+    """(row indices, rows) in batches of similar length, longest first, so that padding
+    stays small and the memory peak comes at once."""
+    lengths = np.array([len(ids) for ids in dataset["input_ids"]])
+    order = np.argsort(-lengths, kind="stable")
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
+        indices = order[start:start + batch_size]
+        yield indices, list(dataset.select(indices).select_columns(columns))
+
+
+def on_device(batch: dict[str, torch.Tensor], model: PreTrainedModel) -> dict[str, torch.Tensor]:
+    device = next(model.parameters()).device
+    return {key: value.to(device) for key, value in batch.items()}
 
 
 def predict_logits(model: PreTrainedModel, dataset: Dataset, collator: Any, batch_size: int,
                    desc: str = "evaluate") -> np.ndarray:
-    """Logits for every example of `dataset`, in its original order.
-
-    Batches are formed from length-sorted examples so that padding stays small;
-    the order is restored at the end. Per-token logits are padded with zeros to the
-    longest example.
-    """
+    """Logits for every example of `dataset`, in its original order. Per-token logits are
+    padded with zeros to the longest example."""
     model.eval()
-    device = next(model.parameters()).device
-    lengths = np.array([len(ids) for ids in dataset["input_ids"]])
-    order = np.argsort(-lengths, kind="stable")
     features = [name for name in dataset.column_names if name != "labels"]
     outputs: list[np.ndarray] = []
+    positions: list[np.ndarray] = []
     with torch.inference_mode():
-        for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
-            rows = dataset.select(order[start:start + batch_size]).select_columns(features)
-            batch = collator(list(rows))
-            batch = {key: value.to(device) for key, value in batch.items()}
-            outputs.append(model(**batch).logits.float().cpu().numpy())
+        for indices, rows in length_sorted_batches(dataset, batch_size, features, desc):
+            outputs.append(model(**on_device(collator(rows), model)).logits.float().cpu().numpy())
+            positions.append(indices)
     if outputs[0].ndim == 3:
-        width = int(lengths.max())
+        width = max(out.shape[1] for out in outputs)
         outputs = [np.pad(out, ((0, 0), (0, width - out.shape[1]), (0, 0))) for out in outputs]
     logits = np.concatenate(outputs)
     restored = np.empty_like(logits)
-    restored[order] = logits
+    restored[np.concatenate(positions)] = logits
     return restored
 
 
-def evaluate_split(task: TaskAdapter, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                   split: Dataset, manifest: dict[str, Any], batch_size: int,
-                   desc: str) -> tuple[dict[str, float], dict[str, Any], np.ndarray]:
-    """Metrics, detailed report and logits of `model` on a tokenized split."""
-    logits = predict_logits(model, split, task.collator(tokenizer), batch_size, desc)
-    scalars, report = task.metrics(logits, split["labels"], manifest)
-    return scalars, report, logits
+def generate_texts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Dataset,
+                   batch_size: int, settings: dict[str, Any], desc: str = "generate") -> list[str]:
+    """The decoded generation for every example of `dataset`, in its original order."""
+    model.eval()
+    texts: list[str] = [""] * len(dataset)
+    with torch.inference_mode():
+        for indices, rows in length_sorted_batches(dataset, batch_size,
+                                                   ["input_ids", "attention_mask"], desc):
+            batch = on_device(tokenizer.pad(rows, return_tensors="pt"), model)
+            generated = model.generate(**batch, **settings)
+            for index, text in zip(indices, tokenizer.batch_decode(
+                    generated, skip_special_tokens=True), strict=True):
+                texts[index] = text.strip()
+    return texts
+
+
+def mean_token_loss(model: PreTrainedModel, dataset: Dataset, collator: Any, batch_size: int,
+                    desc: str = "loss") -> float:
+    """Cross-entropy per target token (teacher forcing), over a whole split."""
+    model.eval()
+    total, tokens = 0.0, 0
+    with torch.inference_mode():
+        for _, rows in length_sorted_batches(dataset, batch_size,
+                                             ["input_ids", "attention_mask", "labels"], desc):
+            batch = on_device(collator(rows), model)
+            count = int((batch["labels"] != -100).sum())
+            total += float(model(**batch).loss) * count
+            tokens += count
+    return total / tokens

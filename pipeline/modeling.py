@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    EncoderDecoderModel,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 from transformers import set_seed as set_transformers_seed
 
 from pipeline.config import ModelConfig
@@ -16,6 +22,7 @@ from pipeline.tasks.base import TaskAdapter
 
 
 def load_tokenizer(cfg: ModelConfig, where: str) -> PreTrainedTokenizerBase:
+    """The pretrained tokenizer at the model's source (trained tokenizers: see tokenize)."""
     location = model_location(cfg.source, cfg.path, f"{where}.path")
     try:
         return AutoTokenizer.from_pretrained(location, revision=cfg.revision,
@@ -25,30 +32,58 @@ def load_tokenizer(cfg: ModelConfig, where: str) -> PreTrainedTokenizerBase:
             from None
 
 
+def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int | None]:
+    """The tokenizer's padding, start and end ids, for a model config built around it: a
+    network built from scratch, or a decoder warm-started from an encoder (BERT2BERT)."""
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
+    end = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    return {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": start, "eos_token_id": end,
+            "decoder_start_token_id": start}
+
+
 def build_model(task: TaskAdapter, cfg: ModelConfig, manifest: dict[str, Any],
-                vocab_size: int, seed: int, where: str) -> PreTrainedModel:
+                tokenizer: PreTrainedTokenizerBase, seed: int, where: str) -> PreTrainedModel:
     """The model to fine-tune, its task head initialised from `seed`.
 
     With `pretrained: false` the whole network is random: the baseline that shows
     what pre-training is worth.
     """
     set_transformers_seed(seed)
-    location = model_location(cfg.source, cfg.path, f"{where}.path")
     head = task.head_config(manifest)
     if not cfg.pretrained:
         architecture = dict(cfg.architecture or {})
         model_type = architecture.pop("model_type")
-        config = AutoConfig.for_model(model_type, vocab_size=vocab_size, **architecture, **head)
+        config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), **architecture,
+                                      **special_token_ids(tokenizer), **head)
         return task.model_class.from_config(config)
+    location = model_location(cfg.source, cfg.path, f"{where}.path")
     if cfg.source != "hub" and not cfg.allow_unsafe_weights:
         check_weights(location, f"{where}.path")
+    options = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code,
+               "use_safetensors": None if cfg.allow_unsafe_weights else True}
     try:
-        return task.model_class.from_pretrained(
-            location, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code,
-            use_safetensors=None if cfg.allow_unsafe_weights else True, **head)
+        if cfg.encoder_decoder:
+            return warm_started_encoder_decoder(location, tokenizer, options)
+        return task.model_class.from_pretrained(location, **options, **head)
     except (OSError, ValueError) as error:
         raise SourceError(f"{where}.path: cannot load '{location}' as a "
                           f"{task.model_class.__name__} ({error})") from None
+
+
+def warm_started_encoder_decoder(location: str, tokenizer: PreTrainedTokenizerBase,
+                                 options: dict[str, Any]) -> PreTrainedModel:
+    """Encoder and decoder both from one encoder checkpoint; the decoder gets causal masks
+    and new cross-attention layers, and generation starts from the tokenizer's start token."""
+    model = EncoderDecoderModel.from_encoder_decoder_pretrained(
+        location, location, encoder_use_safetensors=options["use_safetensors"],
+        decoder_use_safetensors=options["use_safetensors"], encoder_revision=options["revision"],
+        decoder_revision=options["revision"])
+    ids = special_token_ids(tokenizer)
+    for key, value in ids.items():
+        setattr(model.config, key, value)
+        setattr(model.generation_config, key, value)
+    model.config.vocab_size = model.config.decoder.vocab_size
+    return model
 
 
 def load_trained(task: TaskAdapter, folder: Path) -> tuple[PreTrainedModel,

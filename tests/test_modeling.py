@@ -18,11 +18,14 @@ def model_config(data: dict) -> ModelConfig:
     return build(ModelConfig, data, "models.m")
 
 
+TOKENIZER = load_tokenizer(model_config(MINILM), "models.m")
+
+
 def test_pretrained_encoder_gets_a_seeded_head():
     cfg = model_config(MINILM)
-    first = build_model(TASK, cfg, MANIFEST, 30522, seed=1, where="models.m")
-    again = build_model(TASK, cfg, MANIFEST, 30522, seed=1, where="models.m")
-    other = build_model(TASK, cfg, MANIFEST, 30522, seed=2, where="models.m")
+    first = build_model(TASK, cfg, MANIFEST, TOKENIZER, seed=1, where="models.m")
+    again = build_model(TASK, cfg, MANIFEST, TOKENIZER, seed=1, where="models.m")
+    other = build_model(TASK, cfg, MANIFEST, TOKENIZER, seed=2, where="models.m")
     assert first.config.id2label == {0: "neg", 1: "pos"}
     assert torch.equal(first.classifier.weight, again.classifier.weight)
     assert not torch.equal(first.classifier.weight, other.classifier.weight)
@@ -33,7 +36,7 @@ def test_pretrained_encoder_gets_a_seeded_head():
 def test_scratch_model_is_built_from_the_architecture_with_the_tokenizer_vocabulary():
     cfg = model_config(SCRATCH)
     tokenizer = load_tokenizer(cfg, "models.m")
-    model = build_model(TASK, cfg, MANIFEST, len(tokenizer), seed=1, where="models.m")
+    model = build_model(TASK, cfg, MANIFEST, tokenizer, seed=1, where="models.m")
     assert model.config.hidden_size == 32 and model.config.num_hidden_layers == 1
     assert model.config.vocab_size == len(tokenizer)
     assert sum(p.numel() for p in model.parameters()) < 2_000_000
@@ -44,7 +47,7 @@ def test_unreachable_hub_model_is_a_clear_error():
     with pytest.raises(SourceError, match="cannot load a tokenizer from 'google-bert/bert-base"):
         load_tokenizer(cfg, "models.bert")
     with pytest.raises(SourceError, match="cannot load 'google-bert/bert-base-uncased'"):
-        build_model(TASK, cfg, MANIFEST, 30522, seed=1, where="models.bert")
+        build_model(TASK, cfg, MANIFEST, TOKENIZER, seed=1, where="models.bert")
 
 
 def test_model_of_a_different_architecture_family_is_refused(tmp_path):
@@ -52,7 +55,7 @@ def test_model_of_a_different_architecture_family_is_refused(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"")
     cfg = model_config({"source": "local", "path": str(tmp_path)})
     with pytest.raises(SourceError, match="cannot load"):
-        build_model(TASK, cfg, MANIFEST, 30522, seed=1, where="models.m")
+        build_model(TASK, cfg, MANIFEST, TOKENIZER, seed=1, where="models.m")
 
 
 def test_mixed_precision_needs_cuda():
@@ -74,5 +77,5 @@ def test_remote_code_is_not_run_unless_the_model_config_allows_it(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"")
     cfg = model_config({"source": "local", "path": str(tmp_path)})
     with pytest.raises(SourceError, match="trust_remote_code"):
-        build_model(TASK, cfg, MANIFEST, 30522, seed=1, where="models.m")
+        build_model(TASK, cfg, MANIFEST, TOKENIZER, seed=1, where="models.m")
     assert not marker.exists()

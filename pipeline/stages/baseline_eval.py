@@ -1,15 +1,16 @@
 """Stage `baseline_eval@<model>-<seed>`: the untuned model on the test split.
 
 Where the task adds a head, it is initialised from the seed, so the baseline is
-what fine-tuning starts from.
+what fine-tuning starts from. Tasks with a model-free baseline (summarization's
+lead-N) record its scores here too.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pipeline.data import load_split
 from pipeline.errors import run_cli
-from pipeline.evaluation import evaluate_split
 from pipeline.io import write_json
 from pipeline.modeling import build_model
 from pipeline.paths import metrics_file
@@ -32,12 +33,14 @@ def main() -> None:
     def body() -> None:
         manifest = read_manifest(cell.params)
         splits, tokenizer = load_tokenized(cell.model)
-        model = build_model(cell.task, cell.model_config, manifest, len(tokenizer), cell.seed,
+        model = build_model(cell.task, cell.model_config, manifest, tokenizer, cell.seed,
                             cell.where)
         batch_size = cell.training.eval_batch_size
-        scalars, report, _ = evaluate_split(cell.task, model, tokenizer, splits["test"],
-                                            manifest, batch_size, f"baseline {cell.name}")
-        write_json(record, {"status": SUCCESS, **scalars, "report": report})
+        scalars, report, _ = cell.task.evaluate(model, tokenizer, splits["test"], manifest,
+                                                batch_size, f"baseline {cell.name}")
+        reference = cell.task.reference_scores(load_split(cell.params.dataset.name, "test"))
+        write_json(record, {"status": SUCCESS, **scalars, "reference_scores": reference,
+                            "report": report})
 
     def on_failure(failure: dict[str, Any]) -> None:
         write_json(record, failure)

@@ -33,9 +33,10 @@ def check_task_settings(params: Params, task: TaskAdapter) -> None:
     """Settings whose allowed values depend on the task."""
     for name, model in params.models.items():
         metric = model.training(params.train, f"models.{name}.train").metric_for_best_model
-        if metric not in task.metric_names:
-            raise ConfigError(f"train.metric_for_best_model: '{metric}' is not a metric of task "
-                              f"'{params.task.name}'; choose one of {list(task.metric_names)}")
+        if metric not in task.validation_metric_names:
+            raise ConfigError(f"train.metric_for_best_model: '{metric}' is not measured on the "
+                              f"validation split by task '{params.task.name}'; choose one of "
+                              f"{list(task.validation_metric_names)}")
 
 
 def read_manifest(params: Params) -> dict[str, Any]:

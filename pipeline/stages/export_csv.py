@@ -42,7 +42,7 @@ def cell_row(params: Params, task: TaskAdapter, model: str, seed: int) -> dict[s
     row: dict[str, Any] = {
         "status": FAILED if failures else SUCCESS,
         "model": model,
-        "checkpoint": model_cfg.path,
+        "checkpoint": model_cfg.origin,
         "pretrained": model_cfg.pretrained,
         "seed": seed,
         "gradient_accumulation_steps": model_cfg.training(params.train).gradient_accumulation_steps,
@@ -52,6 +52,7 @@ def cell_row(params: Params, task: TaskAdapter, model: str, seed: int) -> dict[s
         row.update(comparison(baseline, finals))
     else:
         row.update({f"base_{name}": baseline.get(name) for name in task.metric_names})
+    row.update(baseline.get("reference_scores", {}))
     row.update({column: trained.get(column) for column in TRAIN_COLUMNS})
     row["mlflow_run_id"] = trained.get("mlflow_run_id")
     row["error"] = failures[0]["error"] if failures else ""
@@ -67,7 +68,9 @@ def results_table(params: Params, task: TaskAdapter) -> pd.DataFrame:
         if column not in table:
             table[column] = float("nan")
     first = ["status", "model", "checkpoint", "pretrained", "seed", "gradient_accumulation_steps"]
-    return table[[*first, *metric_columns, *TRAIN_COLUMNS, "mlflow_run_id", "error"]]
+    last = [*TRAIN_COLUMNS, "mlflow_run_id", "error"]
+    reference = [column for column in table if column not in {*first, *metric_columns, *last}]
+    return table[[*first, *metric_columns, *reference, *last]]
 
 
 def per_label_table(params: Params) -> pd.DataFrame:
@@ -96,7 +99,7 @@ def label_distribution_table(manifest: dict[str, Any]) -> pd.DataFrame:
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample standard deviation over the successful seeds of each model."""
     numeric = [column for column in results.columns
-               if column.startswith(("base_", "finetuned_", "improvement_", "train_"))]
+               if column.startswith(("base_", "finetuned_", "improvement_", "lead_", "train_"))]
     succeeded = results[results["status"] == SUCCESS]
     grouped = succeeded.groupby("model", sort=False)[numeric].agg(["mean", "std"])
     grouped.columns = [f"{column}_{statistic}" for column, statistic in grouped.columns]

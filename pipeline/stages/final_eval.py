@@ -15,7 +15,6 @@ import yaml
 
 from pipeline.data import load_split
 from pipeline.errors import run_cli
-from pipeline.evaluation import evaluate_split
 from pipeline.io import atomic_file, read_json, write_json
 from pipeline.modeling import load_trained
 from pipeline.paths import cell_dir, metrics_file, predictions_file
@@ -50,7 +49,7 @@ def per_label_metrics(reports: dict[str, Any]) -> dict[str, float]:
     """`finetuned_PER_f1`-style metrics from the baseline and fine-tuned per-label reports."""
     return {f"{stage}_{label}_{name}": values[name]
             for stage, report in reports.items() if report
-            for label, values in report["per_label"].items()
+            for label, values in report.get("per_label", {}).items()
             for name in ("precision", "recall", "f1")}
 
 
@@ -90,13 +89,14 @@ def main() -> None:
         model, tokenizer = load_trained(cell.task, cell_dir(cell.name) / "model")
         test = load_tokenized(cell.model)[0]["test"]
         batch_size = cell.training.eval_batch_size
-        scalars, report, logits = evaluate_split(cell.task, model, tokenizer, test, manifest,
-                                                 batch_size, f"final {cell.name}")
-        table = cell.task.prediction_table(load_split(cell.params.dataset.name, "test"), logits,
+        scalars, report, outputs = cell.task.evaluate(model, tokenizer, test, manifest,
+                                                      batch_size, f"final {cell.name}")
+        table = cell.task.prediction_table(load_split(cell.params.dataset.name, "test"), outputs,
                                            manifest, test["labels"])
         with atomic_file(predictions) as scratch:
             table.to_csv(scratch, index=False)
-        log_to_mlflow(cell, run_id, comparison(baseline, scalars),
+        log_to_mlflow(cell, run_id, {**comparison(baseline, scalars),
+                                     **baseline.get("reference_scores", {})},
                       {"base": baseline.get("report"), "finetuned": report}, predictions, manifest)
         write_json(record, {"status": SUCCESS, **scalars, "report": report})
         finish_run(cell.params, run_id)

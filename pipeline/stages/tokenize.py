@@ -1,4 +1,8 @@
-"""Stage `tokenize@<model>`: tokenize every split once per model; every seed reuses it."""
+"""Stage `tokenize@<model>`: tokenize every split once per model; every seed reuses it.
+
+The tokenizer is saved beside the splits, and every later stage loads it from there:
+the model's own, or one trained here on the training split (`models.<name>.tokenizer`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from pipeline.io import atomic_dir, write_json
 from pipeline.modeling import load_tokenizer
 from pipeline.paths import tokenized_dir
 from pipeline.stages.common import load_experiment, read_manifest, setup_logging
+from pipeline.tokenizer_training import train_tokenizer
 
 log = logging.getLogger("tokenize")
 
@@ -25,7 +30,14 @@ def main() -> None:
     params, task = load_experiment()
     model_cfg = params.model(args.model)
     manifest = read_manifest(params)
-    tokenizer = load_tokenizer(model_cfg, f"models.{args.model}")
+    if model_cfg.tokenizer is None:
+        tokenizer = load_tokenizer(model_cfg, f"models.{args.model}")
+    else:
+        log.info("%s: training a %s tokenizer on the training split", args.model,
+                 model_cfg.tokenizer.algorithm)
+        tokenizer = train_tokenizer(model_cfg.tokenizer,
+                                    task.texts(load_split(params.dataset.name, "train")),
+                                    model_cfg.max_length)
     tokenized = DatasetDict()
     truncated = {}
     for split in SPLITS:

@@ -22,9 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, EvalPrediction, Trainer, TrainingArguments
+from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from pipeline.config import TrainConfig
 from pipeline.errors import run_cli
@@ -142,13 +141,8 @@ def resumable_run(folder: Path, identity: str) -> str | None:
 def train(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], output: Path, run_id: str,
           resume: bool) -> dict[str, Any]:
     splits, tokenizer = load_tokenized(cell.model)
-    model = build_model(cell.task, cell.model_config, manifest, len(tokenizer), cell.seed,
+    model = build_model(cell.task, cell.model_config, manifest, tokenizer, cell.seed,
                         cell.where)
-
-    def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
-        logits = prediction.predictions
-        return cell.task.metrics(np.asarray(logits), np.asarray(prediction.label_ids),
-                                 manifest)[0]
 
     callbacks = []
     if cfg.early_stopping_patience:
@@ -161,7 +155,7 @@ def train(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], output: Path, 
         eval_dataset=splits["validation"],
         data_collator=cell.task.collator(tokenizer),
         processing_class=tokenizer,
-        compute_metrics=compute_metrics,
+        compute_metrics=cell.task.validation_metrics(manifest),
         compute_loss_func=class_weighted_loss(manifest) if cfg.class_weighted_loss else None,
         callbacks=callbacks,
     )

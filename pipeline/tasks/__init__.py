@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pipeline.config import TaskConfig
 from pipeline.tasks.base import TaskAdapter
+from pipeline.tasks.summarization import Summarization
 from pipeline.tasks.text_classification import TextClassification
 from pipeline.tasks.token_classification import TokenClassification
+from pipeline.tasks.translation import Translation
 
 TASKS: dict[str, type[TaskAdapter]] = {
     "text_classification": TextClassification,
     "token_classification": TokenClassification,
+    "translation": Translation,
+    "summarization": Summarization,
 }
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from datasets import Dataset
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
 
 from pipeline.config import DatasetConfig, TaskConfig
+from pipeline.evaluation import predict_logits
 
 
 class TaskAdapter(ABC):
@@ -23,6 +25,8 @@ class TaskAdapter(ABC):
     metric_names: tuple[str, ...]
     #: Metrics where lower is better (the rest are higher-is-better).
     lower_is_better: tuple[str, ...] = ()
+    #: Metrics measured on the validation split while training (to keep the best checkpoint).
+    validation_metric_names: tuple[str, ...] = ()
     #: Column used to stratify seeded splits, or None.
     strata_column: str | None = None
     #: The transformers Auto class that adds this task's head.
@@ -35,6 +39,10 @@ class TaskAdapter(ABC):
     @abstractmethod
     def describe(self, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
         """Check the splits against each other; return what the manifest records (labels...)."""
+
+    @abstractmethod
+    def texts(self, frame: pd.DataFrame) -> Iterator[str]:
+        """Every text of a split, to train a tokenizer on."""
 
     @abstractmethod
     def tokenize(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
@@ -54,15 +62,40 @@ class TaskAdapter(ABC):
         """Pads a batch of tokenized examples."""
 
     @abstractmethod
-    def metrics(self, logits: np.ndarray, labels: Any,
+    def metrics(self, outputs: Any, references: Any,
                 manifest: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
-        """Scalar metrics (for results.csv and MLflow) and a report whose `per_label` entry maps
-        each label to its precision, recall, f1 and support. `labels` may be ragged."""
+        """Scalar metrics (for results.csv and MLflow) and a detailed report, whose `per_label`
+        entry (if any) maps each label to its precision, recall, f1 and support. `outputs` are
+        what `evaluate` infers (logits); `references` the labels, which may be ragged."""
+
+    def evaluate(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, split: Dataset,
+                 manifest: dict[str, Any], batch_size: int,
+                 desc: str) -> tuple[dict[str, float], dict[str, Any], Any]:
+        """Metrics, report and outputs (here logits) of `model` on a tokenized split."""
+        logits = predict_logits(model, split, self.collator(tokenizer), batch_size, desc)
+        scalars, report = self.metrics(logits, split["labels"], manifest)
+        return scalars, report, logits
+
+    def validation_metrics(self, manifest: dict[str, Any]
+                           ) -> Callable[[EvalPrediction], dict[str, float]] | None:
+        """Trainer's `compute_metrics` on the validation split; None: its loss only."""
+
+        def compute(prediction: EvalPrediction) -> dict[str, float]:
+            return self.metrics(np.asarray(prediction.predictions),
+                                np.asarray(prediction.label_ids), manifest)[0]
+
+        return compute
+
+    def reference_scores(self, raw_test: pd.DataFrame) -> dict[str, float]:
+        """Scores of a model-free baseline on the test split, reported beside the untuned
+        model's (summarization: lead-N). None by default."""
+        return {}
 
     @abstractmethod
-    def prediction_table(self, raw: pd.DataFrame, logits: np.ndarray,
+    def prediction_table(self, raw: pd.DataFrame, outputs: Any,
                          manifest: dict[str, Any], labels: Any) -> pd.DataFrame:
-        """One row per test example: input, reference and prediction."""
+        """One row per test example: input, reference and prediction, from `evaluate`'s
+        outputs."""
 
     @abstractmethod
     def format_prediction(self, result: dict[str, Any]) -> str:

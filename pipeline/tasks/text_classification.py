@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ PAIR_SEPARATOR = " ||| "
 
 class TextClassification(TaskAdapter):
     metric_names = ("accuracy", "macro_f1", "macro_precision", "macro_recall", "loss")
+    validation_metric_names = metric_names
     lower_is_better = ("loss",)
     strata_column = LABEL
     model_class = AutoModelForSequenceClassification
@@ -65,6 +67,11 @@ class TextClassification(TaskAdapter):
         counts = {split: frame[LABEL].value_counts().sort_index().to_dict()
                   for split, frame in splits.items()}
         return {"labels": labels, "label_counts": counts}
+
+    def texts(self, frame: pd.DataFrame) -> Iterator[str]:
+        for column in (TEXT, PAIR):
+            if column in frame:
+                yield from frame[column]
 
     def tokenize(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
                  manifest: dict[str, Any], training: bool) -> Dataset:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,7 @@ def group_entities(text: str, words: list[tuple[int, int]], tags: list[str],
 
 class TokenClassification(TaskAdapter):
     metric_names = ("f1", "precision", "recall", "accuracy", "loss")
+    validation_metric_names = metric_names
     lower_is_better = ("loss",)
     strata_column = None
     model_class = AutoModelForTokenClassification
@@ -129,6 +131,9 @@ class TokenClassification(TaskAdapter):
         return {"labels": labels,
                 "label_counts": {split: dict(sorted(counter.items()))
                                  for split, counter in counts.items()}}
+
+    def texts(self, frame: pd.DataFrame) -> Iterator[str]:
+        return (" ".join(tokens) for tokens in frame[TOKENS])
 
     def tokenize(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
                  manifest: dict[str, Any], training: bool) -> Dataset:

@@ -1,0 +1,144 @@
+"""What translation and summarization share: source -> target text, generated at evaluation.
+
+Training minimises the target tokens' cross-entropy (teacher forcing) and keeps the
+checkpoint with the lowest validation loss: generating on every evaluation would
+cost more than the training on a CPU. The test split is scored by generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from datasets import Dataset
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    DataCollatorForSeq2Seq,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from pipeline.config import DatasetConfig
+from pipeline.errors import DataError
+from pipeline.evaluation import generate_texts, mean_token_loss
+from pipeline.tasks.base import TaskAdapter
+
+SOURCE, TARGET, REFERENCE = "source", "target", "reference"
+
+
+def column(frame: pd.DataFrame, name: str, where: str) -> pd.Series:
+    """A column, or a field of a column of mappings: `translation.fr` reads the `fr` entry of
+    each row's `translation` (the Hub's layout for translation pairs)."""
+    if name in frame:
+        return frame[name]
+    outer, _, inner = name.partition(".")
+    if inner and outer in frame:
+        values = frame[outer].map(lambda row: row.get(inner) if isinstance(row, dict) else None)
+        if values.notna().all():
+            return values
+    raise DataError(f"{where}: no column '{name}'; the data has {list(frame.columns)}. Set "
+                    "dataset.text_columns (source) and dataset.label_column (target).")
+
+
+def mean_words(texts: list[str]) -> float:
+    return float(np.mean([len(text.split()) for text in texts])) if texts else 0.0
+
+
+class Seq2SeqTask(TaskAdapter):
+    model_class = AutoModelForSeq2SeqLM
+    lower_is_better = ("loss",)
+    validation_metric_names = ("loss",)
+
+    def prepare(self, frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:
+        if len(cfg.text_columns) != 1:
+            raise DataError(f"dataset.text_columns: {self.config.name} reads one source column, "
+                            f"got {cfg.text_columns}")
+        canonical = pd.DataFrame({
+            SOURCE: column(frame, cfg.text_columns[0], where).astype("string").str.strip(),
+            TARGET: column(frame, cfg.label_column, where).astype("string").str.strip(),
+        })
+        blank = canonical[SOURCE].fillna("").eq("") | canonical[TARGET].fillna("").eq("")
+        return canonical[~blank].reset_index(drop=True)
+
+    def describe(self, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
+        lengths = {split: {"rows": len(frame),
+                           "source_words_mean": round(mean_words(list(frame[SOURCE])), 2),
+                           "target_words_mean": round(mean_words(list(frame[TARGET])), 2)}
+                   for split, frame in splits.items()}
+        return {"labels": [], "label_counts": {}, "lengths": lengths}
+
+    def head_config(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def texts(self, frame: pd.DataFrame) -> Iterator[str]:
+        yield from frame[SOURCE]
+        yield from frame[TARGET]
+
+    def tokenize(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
+                 manifest: dict[str, Any], training: bool) -> Dataset:
+        prefix = self.config.source_prefix
+
+        def encode(batch: dict[str, list]) -> dict[str, list]:
+            encoded = tokenizer([prefix + text for text in batch[SOURCE]], truncation=True,
+                                max_length=max_length)
+            encoded["labels"] = tokenizer(text_target=batch[TARGET], truncation=True,
+                                          max_length=self.config.max_target_length)["input_ids"]
+            encoded[REFERENCE] = batch[TARGET]  # scored as written, not as re-tokenized
+            return encoded
+
+        return split.map(encode, batched=True, remove_columns=split.column_names,
+                         desc="tokenize")
+
+    def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
+        return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
+
+    def generation_settings(self) -> dict[str, Any]:
+        settings = self.config.generation
+        chosen: dict[str, Any] = {"num_beams": settings.num_beams,
+                                  "max_new_tokens": settings.max_new_tokens,
+                                  "length_penalty": settings.length_penalty}
+        if settings.num_beams > 1:
+            chosen["early_stopping"] = True
+        if settings.no_repeat_ngram_size:
+            chosen["no_repeat_ngram_size"] = settings.no_repeat_ngram_size
+        return chosen
+
+    def evaluate(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, split: Dataset,
+                 manifest: dict[str, Any], batch_size: int,
+                 desc: str) -> tuple[dict[str, float], dict[str, Any], list[str]]:
+        """Scores of the generated texts against the references as written, and the
+        teacher-forced loss per target token."""
+        hypotheses = generate_texts(model, tokenizer, split, batch_size,
+                                    self.generation_settings(), desc)
+        scalars, report = self.metrics(hypotheses, split[REFERENCE], manifest)
+        scalars["loss"] = mean_token_loss(model, split, self.collator(tokenizer), batch_size,
+                                          f"{desc} (loss)")
+        report["examples"] = [{"reference": reference, "hypothesis": hypothesis}
+                              for reference, hypothesis in zip(split[REFERENCE][:5],
+                                                               hypotheses[:5], strict=True)]
+        return scalars, report, hypotheses
+
+    def validation_metrics(self, manifest: dict[str, Any]) -> None:
+        return None
+
+    def prediction_table(self, raw: pd.DataFrame, outputs: list[str],
+                         manifest: dict[str, Any], labels: Any) -> pd.DataFrame:
+        return pd.DataFrame({"source": raw[SOURCE], "reference": raw[TARGET],
+                             "hypothesis": outputs})
+
+    def format_prediction(self, result: dict[str, Any]) -> str:
+        return f"{result['input']}\n  -> {result['output']}"
+
+    def predict(self, inputs: list[str], model: PreTrainedModel,
+                tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
+        encoded = tokenizer([self.config.source_prefix + text for text in inputs],
+                            truncation=True, padding=True, return_tensors="pt")
+        generated = model.generate(input_ids=encoded["input_ids"],
+                                   attention_mask=encoded["attention_mask"],
+                                   **self.generation_settings())
+        outputs = tokenizer.batch_decode(generated, skip_special_tokens=True)
+        return [{"input": text, "output": output.strip()}
+                for text, output in zip(inputs, outputs, strict=True)]
+

@@ -1,0 +1,51 @@
+"""Summarization, scored with ROUGE-1/2/L/Lsum (F1, Porter-stemmed), beside a lead-N baseline."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rouge_score.rouge_scorer import RougeScorer
+
+from pipeline.tasks.seq2seq import SOURCE, TARGET, Seq2SeqTask, mean_words
+
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+#: A sentence ends at . ! or ? (optionally closed by a quote or bracket) before white space.
+SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+")
+
+
+def sentences(text: str) -> list[str]:
+    return [part.strip() for part in SENTENCE_END.split(text.strip()) if part.strip()]
+
+
+def lead(text: str, count: int) -> str:
+    """The first `count` sentences: the baseline that news summaries must beat."""
+    return " ".join(sentences(text)[:count])
+
+
+def rouge(hypotheses: list[str], references: list[str]) -> dict[str, float]:
+    """Mean F1 x 100 over examples; ROUGE-Lsum sees one sentence per line."""
+    scorer = RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
+    totals = {name: [] for name in ROUGE_TYPES}
+    for hypothesis, reference in zip(hypotheses, references, strict=True):
+        scores = scorer.score("\n".join(sentences(reference)), "\n".join(sentences(hypothesis)))
+        for name in ROUGE_TYPES:
+            totals[name].append(scores[name].fmeasure)
+    return {name: float(np.mean(values) * 100) for name, values in totals.items()}
+
+
+class Summarization(Seq2SeqTask):
+    metric_names = (*ROUGE_TYPES, "gen_words", "loss")
+
+    def metrics(self, outputs: list[str], references: list[str],
+                manifest: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+        scalars = {**rouge(outputs, references), "gen_words": mean_words(outputs)}
+        return scalars, {"reference_words": mean_words(references)}
+
+    def reference_scores(self, raw_test: pd.DataFrame) -> dict[str, float]:
+        """ROUGE of the first `task.lead_sentences` sentences of each article, as `lead_*`."""
+        leads = [lead(text, self.config.lead_sentences) for text in raw_test[SOURCE]]
+        scores = {**rouge(leads, list(raw_test[TARGET])), "gen_words": mean_words(leads)}
+        return {f"lead_{name}": value for name, value in scores.items()}

@@ -1,0 +1,27 @@
+"""Translation, scored with sacreBLEU: corpus BLEU (with its signature) and chrF."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sacrebleu.metrics import BLEU, CHRF
+
+from pipeline.tasks.seq2seq import Seq2SeqTask, mean_words
+
+
+class Translation(Seq2SeqTask):
+    metric_names = ("bleu", "chrf", "gen_words", "loss")
+
+    def metrics(self, outputs: list[str], references: list[str],
+                manifest: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+        """sacreBLEU's defaults (13a tokenization, case-sensitive), as its command line scores
+        the exported hypotheses against the references."""
+        bleu, chrf = BLEU(), CHRF()
+        bleu_score = bleu.corpus_score(outputs, [references])
+        chrf_score = chrf.corpus_score(outputs, [references])
+        scalars = {"bleu": float(bleu_score.score), "chrf": float(chrf_score.score),
+                   "gen_words": mean_words(outputs)}
+        report = {"bleu": str(bleu_score), "bleu_signature": str(bleu.get_signature()),
+                  "chrf_signature": str(chrf.get_signature()),
+                  "reference_words": mean_words(references)}
+        return scalars, report
