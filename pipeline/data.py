@@ -156,7 +156,7 @@ def read_table(path: Path, cfg: DatasetConfig) -> pd.DataFrame:
     except (ValueError, OSError, EOFError) as error:  # pandas and pyarrow parse errors
         raise DataError(f"{path}: cannot be read as {declared_format} ({error})") from None
     if frame.empty:
-        raise DataError(f"{path}: no rows")
+        raise DataError(f"{path}: the file has no rows")
     return frame
 
 
