@@ -37,7 +37,10 @@ def test_default_experiment_composes_and_validates(default_params):
     assert params.train.learning_rate == pytest.approx(1e-4)
 
 
-@pytest.mark.parametrize("preset", ["rotten_tomatoes", "imdb_distilbert", "mrpc_bert"])
+PRESETS = sorted(path.stem for path in (REPO / "conf/experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_composes_and_validates(preset):
     params = parse_params(yaml.safe_load(compose([f"experiment={preset}"], REPO / "conf")))
     assert params.experiment_name == preset
@@ -72,6 +75,15 @@ def test_per_model_train_overrides_apply_to_that_model_only(default_params):
     ("seeds", [1, 1], "seeds: duplicates in [1, 1]"),
     ("seeds", "1,2", "seeds: expected a list, got str '1,2'"),
     ("task.name", "regression", "task.name: 'regression' is not allowed"),
+    ("task.name", "translation", "task: translation needs source_lang and target_lang"),
+    ("task.generation", {"num_beams": 0}, "task.generation.num_beams: must be at least 1"),
+    ("models.minilm.tokenizer", {"vocab_size": 8000},
+     "models.minilm.tokenizer: a trained tokenizer needs a model built from scratch"),
+    ("models.tiny_bert.tokenizer", {"vocab_size": 10},
+     "models.tiny_bert.tokenizer.vocab_size: must be between 100"),
+    ("models.tiny_bert.tokenizer", {"special_tokens": {"start": "<s>"}},
+     "models.tiny_bert.tokenizer.special_tokens: unknown role(s) ['start']"),
+    ("models.minilm.path", None, "models.minilm: source and path are required"),
 ])
 def test_bad_config_names_the_key_and_what_is_allowed(default_params, dotted, value, message):
     with pytest.raises(ConfigError) as error:
@@ -107,3 +119,25 @@ def test_compose_writes_exactly_what_dvc_exp_run_writes(tmp_path):
 def test_committed_params_are_the_composed_default_experiment():
     """params.yaml is what `python -m pipeline.compose` writes; recompose after editing conf/."""
     assert (REPO / "params.yaml").read_text() == compose([], REPO / "conf")
+
+
+def test_language_pair_picks_the_columns_and_the_hub_model():
+    params = parse_params(yaml.safe_load(compose(
+        ["experiment=kde4_opus_en_fr", "language_pair=fr-en"], REPO / "conf")))
+    assert (params.task.source_lang, params.task.target_lang) == ("fr", "en")
+    assert params.dataset.text_columns == ["translation.fr"]
+    assert params.dataset.label_column == "translation.en"
+    assert params.dataset.subset == "fr-en"
+    assert params.model("opus_mt").path == "Helsinki-NLP/opus-mt-fr-en"
+
+
+def test_a_seq2seq_model_cannot_pick_a_generated_metric_for_the_best_checkpoint():
+    from pipeline.stages.common import check_task_settings
+    from pipeline.tasks import get_task
+
+    data = yaml.safe_load(compose(["experiment=multi30k_fr_en", "train.metric_for_best_model=bleu"],
+                                  REPO / "conf"))
+    params = parse_params(data)
+    with pytest.raises(ConfigError, match=r"'bleu' is not measured on the validation split .*"
+                                          r"\['loss'\]"):
+        check_task_settings(params, get_task(params.task))

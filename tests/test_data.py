@@ -164,3 +164,67 @@ def test_an_id_in_two_splits_is_refused():
     with pytest.raises(DataError, match="'id' is not a column of the train data"):
         check_ids({"train": pd.DataFrame({"x": [1]})}, cfg)
     check_ids({"train": pd.DataFrame({"id": [1]}), "test": pd.DataFrame({"id": [2]})}, cfg)
+
+
+def write_gz(path, lines: list[str]) -> None:
+    import gzip
+
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def test_parallel_files_are_read_line_by_line_per_split(tmp_path):
+    for split, rows in (("train", 30), ("val", 5), ("test", 4)):
+        write_gz(tmp_path / f"{split}.en.gz", [f"{split} sentence {i}" for i in range(rows)])
+        (tmp_path / f"{split}.fr").write_text("".join(f"{split} phrase {i}\n" for i in range(rows)))
+    cfg = dataset_config(source="local", path=str(tmp_path), format="parallel",
+                         text_columns=["fr"], label_column="en",
+                         splits={"train": "train", "validation": "val", "test": "test"})
+    frames, provenance = read_source(cfg)
+    assert {split: len(frame) for split, frame in frames.items()} == {
+        "train": 30, "validation": 5, "test": 4}
+    assert frames["test"].iloc[3].to_dict() == {"fr": "test phrase 3", "en": "test sentence 3"}
+    assert provenance["files"]["train"]["files"] == 2
+
+
+def test_parallel_files_of_different_lengths_are_refused(tmp_path):
+    write_gz(tmp_path / "train.en.gz", ["a", "b", "c"])
+    write_gz(tmp_path / "train.fr.gz", ["a", "b"])
+    cfg = dataset_config(source="local", path=str(tmp_path), format="parallel",
+                         text_columns=["fr"], label_column="en", splits={"train": "train"})
+    with pytest.raises(DataError, match=r"differ in line count \{'fr': 2, 'en': 3\}"):
+        read_source(cfg)
+    cfg = dataset_config(source="local", path=str(tmp_path), format="parallel",
+                         text_columns=["de"], label_column="en", splits={"train": "train"})
+    with pytest.raises(SourceError, match=r"no file '.*train.de' .* for column 'de'"):
+        read_source(cfg)
+
+
+def test_text_files_give_label_title_and_text_with_a_fallback_encoding(tmp_path):
+    (tmp_path / "sport").mkdir()
+    (tmp_path / "tech").mkdir()
+    (tmp_path / "sport/001.txt").write_text("Team wins\n\nThe team won. Fans cheered.\n")
+    (tmp_path / "tech/001.txt").write_bytes("Chip costs \xa35\n\nA new chip.\n".encode("cp1252"))
+    cfg = dataset_config(source="local", path=str(tmp_path), format="text_files",
+                         text_columns=["text"], label_column="title")
+    with pytest.raises(DataError, match=r"tech/001.txt: not valid UTF-8 .*dataset.fallback_encoding"):
+        read_source(cfg)
+    frames, _ = read_source(dataset_config(
+        source="local", path=str(tmp_path), format="text_files", text_columns=["text"],
+        label_column="title", fallback_encoding="cp1252"))
+    assert frames["all"].to_dict("records") == [
+        {"label": "sport", "title": "Team wins", "text": "The team won. Fans cheered.",
+         "file": "sport/001.txt"},
+        {"label": "tech", "title": "Chip costs £5", "text": "A new chip.", "file": "tech/001.txt"}]
+
+
+def test_bbc_news_package_has_every_article():
+    frames, provenance = read_source(yaml_dataset("bbc_headlines"))
+    assert len(frames["all"]) == 2225
+    assert frames["all"]["label"].value_counts().to_dict()["sports"] == 511
+    assert provenance["revision"] == "1.0.0"
+
+
+def yaml_dataset(experiment: str) -> DatasetConfig:
+    data = yaml.safe_load(compose([f"experiment={experiment}"], REPO / "conf"))["dataset"]
+    return build(DatasetConfig, data, "dataset")
