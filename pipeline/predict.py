@@ -2,7 +2,8 @@
 
 For sentence-pair tasks write each pair as "first ||| second". Classification
 prints label, score and input; token classification prints each input with its
-entities (label, score, character span, words). --json prints JSON lines.
+entities (label, score, character span, words); translation and summarization
+print each input and the generated text. --json prints JSON lines.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a key of `models` in params.yaml")
     parser.add_argument("seed", type=int)
-    parser.add_argument("inputs", nargs="+", help="texts to classify")
+    parser.add_argument("inputs", nargs="+", help="texts to classify, tag, translate or summarize")
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     args = parser.parse_args()
     params, task = load_experiment()

@@ -1,4 +1,5 @@
-"""Stage `export_csv`: one row per model x seed in reports/results.csv, and per-model means.
+"""Stage `export_csv`: one row per model x seed in reports/results.csv, per-model means, and
+a few test examples per model in reports/examples.md.
 
 A cell that failed keeps its row, with status `failed` and the error; the other
 cells' results are kept.
@@ -14,7 +15,7 @@ import pandas as pd
 from pipeline.config import Params, cell_name
 from pipeline.errors import run_cli
 from pipeline.io import atomic_file, read_json
-from pipeline.paths import REPORTS_DIR, metrics_file
+from pipeline.paths import REPORTS_DIR, metrics_file, predictions_file
 from pipeline.stages.common import FAILED, SUCCESS, load_experiment, read_manifest, setup_logging
 from pipeline.stages.final_eval import comparison
 from pipeline.tasks.base import TaskAdapter
@@ -23,6 +24,8 @@ RESULTS_FILE = REPORTS_DIR / "results.csv"
 SUMMARY_FILE = REPORTS_DIR / "summary.csv"
 PER_LABEL_FILE = REPORTS_DIR / "per_label.csv"
 LABEL_DISTRIBUTION_FILE = REPORTS_DIR / "label_distribution.csv"
+EXAMPLES_FILE = REPORTS_DIR / "examples.md"
+EXAMPLES_PER_MODEL = 3
 PER_LABEL_COLUMNS = ["model", "seed", "stage", "label", "precision", "recall", "f1", "support"]
 TRAIN_COLUMNS = ("train_seconds", "train_samples_per_second", "steps", "best_validation_metric")
 
@@ -108,6 +111,29 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     return counts.join(grouped).reset_index()
 
 
+def markdown_cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def examples_markdown(params: Params) -> str:
+    """The first test predictions of each model's first successful seed, to read beside
+    the numbers (inputs, references, predictions or generated texts)."""
+    lines = [f"# Test examples: {params.experiment_name}", ""]
+    for model in params.models:
+        for seed in params.seeds:
+            path = predictions_file(cell_name(model, seed))
+            if path.is_file() and path.stat().st_size:
+                table = pd.read_csv(path, keep_default_na=False).head(EXAMPLES_PER_MODEL)
+                lines += [f"## {cell_name(model, seed)}", "",
+                          "| " + " | ".join(table.columns) + " |",
+                          "|" + "---|" * len(table.columns)]
+                lines += ["| " + " | ".join(markdown_cell(value) for value in row) + " |"
+                          for row in table.itertuples(index=False)]
+                lines.append("")
+                break
+    return "\n".join(lines)
+
+
 def write_csv(table: pd.DataFrame, path: Path) -> None:
     with atomic_file(path) as scratch:
         table.to_csv(scratch, index=False, float_format="%.6g")
@@ -120,6 +146,8 @@ def main() -> None:
     write_csv(summary_table(results), SUMMARY_FILE)
     write_csv(per_label_table(params), PER_LABEL_FILE)
     write_csv(label_distribution_table(read_manifest(params)), LABEL_DISTRIBUTION_FILE)
+    with atomic_file(EXAMPLES_FILE) as scratch:
+        scratch.write_text(examples_markdown(params), encoding="utf-8")
     print(results[["status", "model", "seed", *[c for c in results if c.startswith("finetuned_")]]]
           .to_string(index=False))
 
