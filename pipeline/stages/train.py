@@ -47,7 +47,9 @@ log = logging.getLogger(STAGE)
 
 
 def training_arguments(cfg: TrainConfig, output_dir: Path, seed: int,
-                       lower_is_better: tuple[str, ...]) -> TrainingArguments:
+                       lower_is_better: tuple[str, ...], loss_only: bool) -> TrainingArguments:
+    """`loss_only`: validation measures the loss alone, so Trainer need not gather the
+    logits (for a seq2seq model, length x vocabulary floats per example)."""
     return TrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=cfg.epochs,
@@ -65,6 +67,7 @@ def training_arguments(cfg: TrainConfig, output_dir: Path, seed: int,
         eval_steps=cfg.eval_steps,
         save_steps=cfg.eval_steps,
         logging_steps=cfg.logging_steps,
+        prediction_loss_only=loss_only,
         load_best_model_at_end=True,
         metric_for_best_model=cfg.metric_for_best_model,
         greater_is_better=cfg.metric_for_best_model not in lower_is_better,
@@ -143,19 +146,19 @@ def train(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], output: Path, 
     splits, tokenizer = load_tokenized(cell.model)
     model = build_model(cell.task, cell.model_config, manifest, tokenizer, cell.seed,
                         cell.where)
-
+    compute_metrics = cell.task.validation_metrics(manifest)
     callbacks = []
     if cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience))
     trainer = Trainer(
         model=model,
         args=training_arguments(cfg, checkpoint_dir(cell.name), cell.seed,
-                                cell.task.lower_is_better),
+                                cell.task.lower_is_better, loss_only=compute_metrics is None),
         train_dataset=splits["train"],
         eval_dataset=splits["validation"],
         data_collator=cell.task.collator(tokenizer),
         processing_class=tokenizer,
-        compute_metrics=cell.task.validation_metrics(manifest),
+        compute_metrics=compute_metrics,
         compute_loss_func=class_weighted_loss(manifest) if cfg.class_weighted_loss else None,
         callbacks=callbacks,
     )
