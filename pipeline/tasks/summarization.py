@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -10,6 +11,8 @@ import pandas as pd
 from rouge_score.rouge_scorer import RougeScorer
 
 from pipeline.tasks.seq2seq import SOURCE, TARGET, Seq2SeqTask, mean_words
+
+logging.getLogger("absl").setLevel(logging.WARNING)  # rouge_score logs each scorer it builds
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 #: A sentence ends at . ! or ? (optionally closed by a quote or bracket) before white space.
