@@ -26,6 +26,7 @@ PER_LABEL_FILE = REPORTS_DIR / "per_label.csv"
 LABEL_DISTRIBUTION_FILE = REPORTS_DIR / "label_distribution.csv"
 EXAMPLES_FILE = REPORTS_DIR / "examples.md"
 EXAMPLES_PER_MODEL = 3
+EXAMPLE_CELL_CHARS = 300  # articles are cut: the table is for reading at a glance
 PER_LABEL_COLUMNS = ["model", "seed", "stage", "label", "precision", "recall", "f1", "support"]
 TRAIN_COLUMNS = ("train_seconds", "train_samples_per_second", "steps", "best_validation_metric")
 
@@ -112,7 +113,8 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown_cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    text = " ".join(str(value).split()).replace("|", "\\|")
+    return text if len(text) <= EXAMPLE_CELL_CHARS else text[:EXAMPLE_CELL_CHARS - 1] + "…"
 
 
 def examples_markdown(params: Params) -> str:

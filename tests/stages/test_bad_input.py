@@ -99,7 +99,7 @@ def test_empty_split_is_refused(project):
 
 def test_metric_that_the_task_lacks_is_refused(project):
     assert_refused(compose(project, "train.metric_for_best_model=bleu"),
-                   "'bleu' is not a metric of task 'text_classification'")
+                   "'bleu' is not measured on the validation split by task 'text_classification'")
 
 
 def test_stage_without_params_says_how_to_make_them(project):
