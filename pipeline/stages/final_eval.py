@@ -65,9 +65,11 @@ def log_to_mlflow(cell: Cell, run_id: str, metrics: dict[str, float], reports: d
         config.write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
         report_file = Path(scratch) / "report.json"
         write_json(report_file, reports)
-        distribution = Path(scratch) / "label_distribution.json"
-        write_json(distribution, manifest["label_counts"])
-        artifacts = [config, report_file, distribution, predictions]
+        artifacts = [config, report_file, predictions]
+        if manifest["label_counts"]:  # tasks with labels
+            distribution = Path(scratch) / "label_distribution.json"
+            write_json(distribution, manifest["label_counts"])
+            artifacts.append(distribution)
         if cell.params.tracking.log_model:
             artifacts.append(cell_dir(cell.name) / "model")
         log_artifacts(cell.params, run_id, artifacts)
