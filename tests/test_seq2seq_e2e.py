@@ -120,7 +120,8 @@ def test_translation_run_in_mlflow_has_scores_signature_and_predictions(translat
         mlflow_run.data.metrics)
     assert {"train_loss", "val_loss"} <= set(mlflow_run.data.metrics)
     artifacts = {item.path for item in client.list_artifacts(mlflow_run.info.run_id)}
-    assert {"tiny_bart-1.csv", "report.json"} <= artifacts
+    assert {"tiny_bart-1.csv", "report.json", "config.yaml"} <= artifacts
+    assert "label_distribution.json" not in artifacts  # no labels in translation
     report = json.loads((translation_project / "metrics/final/tiny_bart-1.json").read_text())
     assert report["report"]["bleu_signature"].startswith("nrefs:1|case:mixed")
     assert len(report["report"]["examples"]) == 5
