@@ -132,7 +132,6 @@ READERS = {
     "text_files": read_text_files,
 }
 SUFFIX_FORMATS = {**{name: name for name in READERS}, "txt": "conll"}
-MULTI_FILE_FORMATS = ("parallel", "text_files")
 
 
 def file_format(path: Path, declared: str) -> str:
@@ -165,9 +164,10 @@ def input_files(target: Path, cfg: DatasetConfig, where: str) -> list[Path]:
     if cfg.format == "parallel":
         return list(parallel_files(target, [*cfg.text_columns, cfg.label_column]).values())
     if cfg.format == "text_files":
-        if not target.is_dir() or not text_files(target):
+        found = text_files(target) if target.is_dir() else []
+        if not found:
             raise SourceError(f"{where}: '{target}' is not a folder of <label>/<name>.txt files")
-        return text_files(target)
+        return found
     if target.is_dir():
         raise SourceError(f"{where}: '{target}' is a folder; name the file, or map each split "
                           "to a file inside it with dataset.splits")

@@ -76,12 +76,13 @@ class Seq2SeqTask(TaskAdapter):
         yield from frame[SOURCE]
         yield from frame[TARGET]
 
+    def prefixed(self, sources: list[str]) -> list[str]:
+        return [self.config.source_prefix + text for text in sources]
+
     def tokenize(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
                  manifest: dict[str, Any], training: bool) -> Dataset:
-        prefix = self.config.source_prefix
-
         def encode(batch: dict[str, list]) -> dict[str, list]:
-            encoded = tokenizer([prefix + text for text in batch[SOURCE]], truncation=True,
+            encoded = tokenizer(self.prefixed(batch[SOURCE]), truncation=True,
                                 max_length=max_length)
             encoded["labels"] = tokenizer(text_target=batch[TARGET], truncation=True,
                                           max_length=self.config.max_target_length)["input_ids"]
@@ -133,12 +134,9 @@ class Seq2SeqTask(TaskAdapter):
 
     def predict(self, inputs: list[str], model: PreTrainedModel,
                 tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
-        encoded = tokenizer([self.config.source_prefix + text for text in inputs],
-                            truncation=True, padding=True, return_tensors="pt")
-        generated = model.generate(input_ids=encoded["input_ids"],
-                                   attention_mask=encoded["attention_mask"],
-                                   **self.generation_settings())
-        outputs = tokenizer.batch_decode(generated, skip_special_tokens=True)
-        return [{"input": text, "output": output.strip()}
+        encoded = Dataset.from_dict(dict(tokenizer(self.prefixed(inputs), truncation=True)))
+        outputs = generate_texts(model, tokenizer, encoded, len(inputs),
+                                 self.generation_settings(), "predict")
+        return [{"input": text, "output": output}
                 for text, output in zip(inputs, outputs, strict=True)]
 
