@@ -13,8 +13,9 @@ from pathlib import Path
 import yaml
 
 from pipeline.config import PARAMS_FILE, Params, parse_params
-from pipeline.errors import ConfigError, run_cli
+from pipeline.errors import ConfigError, SourceError, run_cli
 from pipeline.io import atomic_file
+from pipeline.paths import pretrained_dir
 from pipeline.sources import model_location, resolve_path
 
 CONF_DIR = Path("conf")
@@ -40,10 +41,19 @@ def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> str:
 
 
 def check_sources(params: Params) -> None:
-    """Local and package sources exist (Hub ids are checked when first loaded)."""
+    """Local and package sources exist (Hub ids are checked when first loaded), except the
+    models that this experiment pre-trains itself."""
+    built_here = {pretrained_dir(name) for name in params.pretraining}
     for name, model in params.models.items():
-        if model.source in ("local", "package"):
-            model_location(model.source, model.path, f"models.{name}.path")
+        where = f"models.{name}.path"
+        if model.source == "hub" or (model.source == "local" and Path(model.path) in built_here):
+            continue
+        if model.gguf_file:
+            file = resolve_path(model.source, model.path, where) / model.gguf_file
+            if not file.is_file():
+                raise SourceError(f"models.{name}.gguf_file: '{file}' does not exist")
+        elif model.source is not None:
+            model_location(model.source, model.path, where)
     if params.dataset.source != "hub":
         resolve_path(params.dataset.source, params.dataset.path, "dataset.path")
 

@@ -32,7 +32,7 @@ def _check(condition: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """How sequence-to-sequence models generate at evaluation (beam search by default)."""
+    """How models generate text at evaluation (beam search by default)."""
 
     num_beams: int = 4
     max_new_tokens: int = 64
@@ -44,12 +44,40 @@ class GenerationSettings:
         _check(self.max_new_tokens >= 1, f"{where}.max_new_tokens: must be at least 1")
         _check(self.no_repeat_ngram_size >= 0, f"{where}.no_repeat_ngram_size: must be >= 0")
 
+    def as_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `model.generate`."""
+        chosen: dict[str, Any] = {"num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens,
+                                  "length_penalty": self.length_penalty}
+        if self.num_beams > 1:
+            chosen["early_stopping"] = True
+        if self.no_repeat_ngram_size:
+            chosen["no_repeat_ngram_size"] = self.no_repeat_ngram_size
+        return chosen
+
+
+@dataclass(frozen=True)
+class MaskingSettings:
+    """Masked language modelling: which tokens the model must restore."""
+
+    #: Share of tokens masked (of which 80% become the mask token, 10% a random token).
+    probability: float = 0.15
+    #: Mask every piece of a word together (fast tokenizers only).
+    whole_word: bool = False
+    #: Seed of the one fixed masking of the validation and test splits, so that the
+    #: perplexity before and after training is measured on the same masked tokens.
+    evaluation_seed: int = 1234
+
+    def validate(self, where: str) -> None:
+        _check(0 < self.probability < 1,
+               f"{where}.probability: must be between 0 and 1, got {self.probability}")
+
 
 @dataclass(frozen=True)
 class TaskConfig:
     """The task and its settings; each setting below names the tasks that read it."""
 
-    name: Literal["text_classification", "token_classification", "translation", "summarization"]
+    name: Literal["text_classification", "token_classification", "translation", "summarization",
+                  "masked_lm", "causal_lm"]
     #: token classification: label every subword (B- becomes I- after the first) instead of
     #: the first subword only. Evaluation always scores the first subword of each word.
     label_all_subwords: bool = False
@@ -64,10 +92,18 @@ class TaskConfig:
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     #: summarization: the lead-N baseline summarises an article by its first N sentences.
     lead_sentences: int = 1
+    #: masked_lm: how tokens are masked for training and evaluation.
+    masking: MaskingSettings = field(default_factory=MaskingSettings)
+    #: causal_lm: test texts continued by the model (saved as predictions), and how many of
+    #: their first tokens make the prompt; generation follows `generation`.
+    samples: int = 5
+    prompt_tokens: int = 32
 
     def validate(self, where: str) -> None:
         _check(self.max_target_length >= 1, f"{where}.max_target_length: must be at least 1")
         _check(self.lead_sentences >= 1, f"{where}.lead_sentences: must be at least 1")
+        _check(self.samples >= 0, f"{where}.samples: must be >= 0")
+        _check(self.prompt_tokens >= 1, f"{where}.prompt_tokens: must be at least 1")
         if self.name == "translation":
             _check(bool(self.source_lang and self.target_lang),
                    f"{where}: translation needs source_lang and target_lang (choose a "
@@ -102,8 +138,9 @@ class DatasetConfig:
     path: str
     #: Input columns; for translation and summarization the source text.
     text_columns: list[str]
-    #: The label column; for translation and summarization the target text.
-    label_column: str
+    #: The label column; for translation and summarization the target text. Language
+    #: modelling reads texts only and leaves it out.
+    label_column: str | None = None
     subset: str | None = None
     revision: str | None = None
     #: `parallel`: line-aligned text files, `<split file>.<column>` per column (train.en.gz,
@@ -128,6 +165,11 @@ class DatasetConfig:
     max_rows: SplitCaps = field(default_factory=SplitCaps)
     #: A column of example ids; if set, an id found in two splits (leakage) stops the run.
     id_column: str | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns the task reads: texts, then the label if there is one."""
+        return [*self.text_columns, *([self.label_column] if self.label_column else [])]
 
     def validate(self, where: str) -> None:
         _check(bool(NAME_PATTERN.match(self.name)),
@@ -229,6 +271,9 @@ class ModelConfig:
     architecture: dict[str, Any] | None = None
     #: Train a new tokenizer on the training split (from-scratch models only).
     tokenizer: TokenizerTraining | None = None
+    #: A GGUF file inside `path` (llama.cpp format, e.g. SmolLM2). It is dequantized to
+    #: float32 once and kept as a normal model folder that every later load reads.
+    gguf_file: str | None = None
     #: Sequence-to-sequence tasks: an encoder-decoder whose encoder and decoder both start
     #: from the encoder-only checkpoint at `path` (BERT2BERT); cross-attention starts random.
     encoder_decoder: bool = False
@@ -271,6 +316,42 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class PretrainingConfig:
+    """A masked language model pre-trained from scratch on the experiment's training texts,
+    before fine-tuning: `train_tokenizer@<name>` trains its tokenizer, `pretrain@<name>` its
+    network. The result, pretrained/<name>/, is a normal model folder: fine-tuned
+    models name it as `source: local, path: pretrained/<name>`."""
+
+    tokenizer: TokenizerTraining
+    architecture: dict[str, Any]
+    #: Tokens per training block (texts are concatenated, then cut into blocks).
+    max_length: int = 128
+    masking: MaskingSettings = field(default_factory=MaskingSettings)
+    seed: int = 1
+    #: Overrides of the global training settings (`train`), e.g. more epochs.
+    train: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> ModelConfig:
+        """The network to build: random weights shaped by `architecture`."""
+        return ModelConfig(pretrained=False, architecture=self.architecture,
+                           tokenizer=self.tokenizer, max_length=self.max_length)
+
+    def validate(self, where: str) -> None:
+        _check("model_type" in self.architecture,
+               f"{where}.architecture.model_type: missing (e.g. bert)")
+        _check(8 <= self.max_length <= 8192,
+               f"{where}.max_length: must be between 8 and 8192, got {self.max_length}")
+        self.training(TrainConfig(), f"{where}.train")
+
+    def training(self, defaults: TrainConfig, where: str = "train") -> TrainConfig:
+        """The global training settings with these overrides; the best checkpoint is the one
+        with the lowest validation loss."""
+        merged = {**dataclasses.asdict(defaults), "metric_for_best_model": "loss", **self.train}
+        return build(TrainConfig, merged, where)
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     """MLflow settings; a null tracking_uri means `sqlite:///<repository>/mlflow.db`."""
 
@@ -291,12 +372,14 @@ class Params:
     seeds: list[int]
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    pretraining: dict[str, PretrainingConfig] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         _check(bool(self.models), "models: at least one model is required")
-        for name in self.models:
-            _check(bool(NAME_PATTERN.match(name)),
-                   f"models.{name}: model names must be lower-case letters, digits and '_'")
+        for group in ("models", "pretraining"):
+            for name in getattr(self, group):
+                _check(bool(NAME_PATTERN.match(name)),
+                       f"{group}.{name}: names must be lower-case letters, digits and '_'")
         _check(bool(self.seeds), "seeds: at least one seed is required")
         _check(len(set(self.seeds)) == len(self.seeds), f"seeds: duplicates in {self.seeds}")
         for name, model in self.models.items():
@@ -310,6 +393,12 @@ class Params:
         if name not in self.models:
             raise ConfigError(f"models.{name}: no such model; configured: {sorted(self.models)}")
         return self.models[name]
+
+    def pretraining_entry(self, name: str) -> PretrainingConfig:
+        if name not in self.pretraining:
+            raise ConfigError(f"pretraining.{name}: no such entry; configured: "
+                              f"{sorted(self.pretraining)}")
+        return self.pretraining[name]
 
 
 def cell_name(model: str, seed: int) -> str:

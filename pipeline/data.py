@@ -98,7 +98,7 @@ def parallel_files(stem: Path, columns: list[str]) -> dict[str, Path]:
 def read_parallel(stem: Path, cfg: DatasetConfig) -> pd.DataFrame:
     """Line-aligned text files, one per column: line i of every file is example i."""
     columns = {}
-    for column, path in parallel_files(stem, [*cfg.text_columns, cfg.label_column]).items():
+    for column, path in parallel_files(stem, cfg.columns).items():
         with open_text(path) as handle:
             columns[column] = handle.read().splitlines()
     lengths = {column: len(lines) for column, lines in columns.items()}
@@ -162,7 +162,7 @@ def read_table(path: Path, cfg: DatasetConfig) -> pd.DataFrame:
 def input_files(target: Path, cfg: DatasetConfig, where: str) -> list[Path]:
     """The files that make up one split (or the whole dataset) of a local or package source."""
     if cfg.format == "parallel":
-        return list(parallel_files(target, [*cfg.text_columns, cfg.label_column]).values())
+        return list(parallel_files(target, cfg.columns).values())
     if cfg.format == "text_files":
         found = text_files(target) if target.is_dir() else []
         if not found:
@@ -298,3 +298,17 @@ def make_splits(frames: dict[str, pd.DataFrame], cfg: DatasetConfig,
 def load_split(dataset: str, split: str) -> pd.DataFrame:
     """A split of the snapshot written by the download stage."""
     return pd.read_parquet(raw_dir(dataset) / f"{split}.parquet")
+
+
+def column(frame: pd.DataFrame, name: str, where: str) -> pd.Series:
+    """A column, or a field of a column of mappings: `translation.fr` reads the `fr` entry of
+    each row's `translation` (the Hub's layout for translation pairs)."""
+    if name in frame:
+        return frame[name]
+    outer, _, inner = name.partition(".")
+    if inner and outer in frame:
+        values = frame[outer].map(lambda row: row.get(inner) if isinstance(row, dict) else None)
+        if values.notna().all():
+            return values
+    raise DataError(f"{where}: no column '{name}'; the data has {list(frame.columns)}. Set "
+                    "dataset.text_columns (and dataset.label_column) to the right names.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -78,3 +79,51 @@ def mean_token_loss(model: PreTrainedModel, dataset: Dataset, collator: Any, bat
             total += float(model(**batch).loss) * count
             tokens += count
     return total / tokens
+
+
+@dataclass
+class TokenScores:
+    """Per example of a split: summed cross-entropy over its scored tokens, their count, how
+    many the model ranked first, and its top-1 guesses (one per scored token)."""
+
+    loss_sums: np.ndarray
+    counts: np.ndarray
+    hits: np.ndarray
+    guesses: list[list[int]]
+
+    @property
+    def mean_loss(self) -> float:
+        return float(self.loss_sums.sum() / max(int(self.counts.sum()), 1))
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.hits.sum() / max(int(self.counts.sum()), 1))
+
+
+def token_scores(model: PreTrainedModel, dataset: Dataset, collator: Any, batch_size: int,
+                 desc: str = "score", causal: bool = False) -> TokenScores:
+    """Cross-entropy of every labelled token (labels != -100), scored as the model's own loss
+    does: position t predicts label t, or label t + 1 for a `causal` model."""
+    model.eval()
+    size = len(dataset)
+    scores = TokenScores(np.zeros(size), np.zeros(size, dtype=np.int64),
+                         np.zeros(size, dtype=np.int64), [[] for _ in range(size)])
+    with torch.inference_mode():
+        for indices, rows in length_sorted_batches(dataset, batch_size, dataset.column_names,
+                                                   desc):
+            batch = on_device(collator(rows), model)
+            labels = batch.pop("labels")
+            logits = model(**batch).logits.float()
+            if causal:
+                logits, labels = logits[:, :-1], labels[:, 1:]
+            losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels,
+                                                       ignore_index=-100, reduction="none")
+            scored = labels != -100
+            guesses = logits.argmax(dim=-1)
+            for row, index in enumerate(indices):
+                mask = scored[row]
+                scores.loss_sums[index] = float(losses[row][mask].sum())
+                scores.counts[index] = int(mask.sum())
+                scores.hits[index] = int((guesses[row][mask] == labels[row][mask]).sum())
+                scores.guesses[index] = guesses[row][mask].tolist()
+    return scores

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import (
     AutoConfig,
+    AutoModelForCausalLM,
     AutoTokenizer,
     EncoderDecoderModel,
     PreTrainedModel,
@@ -17,13 +20,53 @@ from transformers import set_seed as set_transformers_seed
 
 from pipeline.config import ModelConfig
 from pipeline.errors import ConfigError, SourceError
-from pipeline.sources import check_weights, model_location
+from pipeline.io import atomic_dir, sha256
+from pipeline.paths import gguf_cache_dir
+from pipeline.sources import check_weights, model_location, resolve_path
 from pipeline.tasks.base import TaskAdapter
+
+log = logging.getLogger(__name__)
+
+
+def model_folder(cfg: ModelConfig, where: str) -> str:
+    """What `from_pretrained` reads for this model: its source, or for a GGUF file the
+    normal folder it was dequantized into."""
+    if cfg.gguf_file is None:
+        return model_location(cfg.source, cfg.path, f"{where}.path")
+    return dequantized_folder(cfg, where)
+
+
+def dequantized_folder(cfg: ModelConfig, where: str) -> str:
+    """A GGUF checkpoint as a normal float32 model folder, converted on first use and kept in
+    the user's cache (keyed by the file's hash), so later stages load it like any other."""
+    if cfg.source == "hub":
+        origin = cfg.path
+        key = hashlib.sha256(f"{cfg.path}@{cfg.revision}/{cfg.gguf_file}".encode()).hexdigest()
+    else:
+        origin = str(resolve_path(cfg.source, cfg.path, f"{where}.path"))
+        file = Path(origin) / cfg.gguf_file
+        if not file.is_file():
+            found = sorted(path.name for path in Path(origin).glob("*.gguf")) or ["none"]
+            raise SourceError(f"{where}.gguf_file: no '{cfg.gguf_file}' in {origin} (GGUF files "
+                              f"there: {', '.join(found)})")
+        key = sha256(file)
+    target = gguf_cache_dir() / key[:16]
+    if not (target / "config.json").is_file():
+        log.info("%s: dequantizing %s to float32 in %s (once)", where, cfg.gguf_file, target)
+        options = {"gguf_file": cfg.gguf_file, "revision": cfg.revision}
+        with atomic_dir(target) as scratch:
+            tokenizer = AutoTokenizer.from_pretrained(origin, **options)
+            model = AutoModelForCausalLM.from_pretrained(origin, **options)
+            model.hf_quantizer = None  # the weights are plain float32 now, so saving is safe
+            model.config.__dict__.pop("quantization_config", None)
+            model.save_pretrained(scratch)
+            tokenizer.save_pretrained(scratch)
+    return str(target)
 
 
 def load_tokenizer(cfg: ModelConfig, where: str) -> PreTrainedTokenizerBase:
     """The pretrained tokenizer at the model's source (trained tokenizers: see tokenize)."""
-    location = model_location(cfg.source, cfg.path, f"{where}.path")
+    location = model_folder(cfg, where)
     try:
         return AutoTokenizer.from_pretrained(location, revision=cfg.revision,
                                              trust_remote_code=cfg.trust_remote_code)
@@ -56,7 +99,7 @@ def build_model(task: TaskAdapter, cfg: ModelConfig, manifest: dict[str, Any],
         config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), **architecture,
                                       **special_token_ids(tokenizer), **head)
         return task.model_class.from_config(config)
-    location = model_location(cfg.source, cfg.path, f"{where}.path")
+    location = model_folder(cfg, where)
     if cfg.source != "hub" and not cfg.allow_unsafe_weights:
         check_weights(location, f"{where}.path")
     options = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 RAW_DIR = Path("data/raw")
@@ -9,6 +10,8 @@ TOKENIZED_DIR = Path("data/tokenized")
 MODELS_DIR = Path("models")
 CHECKPOINTS_DIR = Path("checkpoints")
 METRICS_DIR = Path("metrics")
+PRETRAINED_DIR = Path("pretrained")
+TOKENIZERS_DIR = Path("data/tokenizers")
 REPORTS_DIR = Path("reports")
 
 
@@ -40,3 +43,19 @@ def metrics_file(stage: str, cell: str) -> Path:
 
 def predictions_file(cell: str) -> Path:
     return REPORTS_DIR / "predictions" / f"{cell}.csv"
+
+
+def pretrained_dir(name: str) -> Path:
+    """The pretrain stage's output: a normal model folder that fine-tuning can name."""
+    return PRETRAINED_DIR / name
+
+
+def trained_tokenizer_dir(name: str) -> Path:
+    return TOKENIZERS_DIR / name
+
+
+def gguf_cache_dir() -> Path:
+    """Where GGUF checkpoints are kept once dequantized: the user's cache, shared by every
+    experiment and never a DVC output (DVC would store a second copy)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "finetune-pipeline" / "gguf"

@@ -103,8 +103,9 @@ def _experiment_id(mlflow_client, name: str) -> str:
         return mlflow_client.get_experiment_by_name(name).experiment_id
 
 
-def start_cell_run(params: Params, model: str, seed: int, logged: Mapping[str, Any]) -> str:
-    """Open the MLflow run of one model x seed cell; return its id."""
+def start_cell_run(params: Params, model: str, seed: int, logged: Mapping[str, Any],
+                   purpose: str = "fine-tune") -> str:
+    """Open the MLflow run of one model x seed cell (or of a pre-training); return its id."""
     from mlflow.entities import Param
 
     mlflow_client = client(params)
@@ -115,13 +116,15 @@ def start_cell_run(params: Params, model: str, seed: int, logged: Mapping[str, A
         "task": params.task.name,
         "dataset": params.dataset.name,
         "experiment": params.experiment_name,
+        "purpose": purpose,
         "git_commit": commit,
         "mlflow.source.git.commit": commit,
     }
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    name = f"{model}-seed{seed}" if purpose == "fine-tune" else f"{purpose}-{model}"
     run = mlflow_client.create_run(_experiment_id(mlflow_client, experiment_name(params)),
-                                   run_name=f"{model}-seed{seed}", tags=tags)
+                                   run_name=name, tags=tags)
     values = bounded_params(logged, params.tracking.max_param_length)
     items = [Param(key, value) for key, value in values.items()]
     for start in range(0, len(items), 100):

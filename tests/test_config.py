@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 import yaml
@@ -67,7 +68,7 @@ def test_per_model_train_overrides_apply_to_that_model_only(default_params):
     ("dataset.test_fraction", 0.9, "dataset.test_fraction: must be between 0 and 0.5"),
     ("dataset.max_rows.train", 0, "dataset.max_rows.train: must be at least 1 or null"),
     ("dataset.splits", {"dev": "x"}, "dataset.splits: unknown split ['dev']"),
-    ("dataset.label_column", KeyError, "dataset.label_column: missing required key"),
+    ("dataset.label_column", "text", "dataset.label_column: 'text' is also listed in text_columns"),
     ("models.minilm.max_length", 4, "models.minilm.max_length: must be between 8 and 8192"),
     ("models.minilm.train", {"lr": 1}, "models.minilm.train.lr: unknown key"),
     ("models.tiny_bert.architecture", None, "models.tiny_bert.architecture: required when"),
@@ -141,3 +142,41 @@ def test_a_seq2seq_model_cannot_pick_a_generated_metric_for_the_best_checkpoint(
     with pytest.raises(ConfigError, match=r"'bleu' is not measured on the validation split .*"
                                           r"\['loss'\]"):
         check_task_settings(params, get_task(params.task))
+
+
+def test_a_task_with_labels_needs_a_label_column_and_language_modelling_does_not(default_params):
+    from pipeline.stages.common import check_task_settings
+    from pipeline.tasks import get_task
+
+    data = {**default_params, "dataset": {**default_params["dataset"], "label_column": None}}
+    params = parse_params(data)
+    with pytest.raises(ConfigError, match="dataset.label_column: task 'text_classification' needs"):
+        check_task_settings(params, get_task(params.task))
+    language_modelling = parse_params({**data, "task": {"name": "masked_lm"},
+                                       "train": {"metric_for_best_model": "loss"}})
+    check_task_settings(language_modelling, get_task(language_modelling.task))
+
+
+@pytest.mark.parametrize(("dotted", "value", "message"), [
+    ("pretraining.bbc_bert.architecture", {"hidden_size": 8}, "architecture.model_type: missing"),
+    ("pretraining.bbc_bert.masking.probability", 1.5, "masking.probability: must be between 0"),
+    ("pretraining.bbc_bert.train.epochs", "many", "pretraining.bbc_bert.train.epochs: expected"),
+    ("pretraining.bbc_bert.tokenizer.algorithm", "unigram", "'unigram' is not allowed"),
+])
+def test_bad_pretraining_settings_are_named(dotted, value, message):
+    data = with_change(yaml.safe_load(compose(["experiment=scratch_bbc"], REPO / "conf")), dotted,
+                       value)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_params(data)
+
+
+def test_the_pretraining_run_keeps_the_checkpoint_with_the_lowest_validation_loss():
+    params = parse_params(yaml.safe_load(compose(["experiment=scratch_bbc"], REPO / "conf")))
+    entry = params.pretraining_entry("bbc_bert")
+    settings = entry.training(params.train)
+    assert (settings.metric_for_best_model, settings.epochs) == ("loss", 3)
+    assert settings.learning_rate == pytest.approx(5e-4)
+    assert entry.model.architecture["num_hidden_layers"] == 4 and not entry.model.pretrained
+    with pytest.raises(ConfigError, match="pretraining.nope: no such entry; configured: "
+                                          r"\['bbc_bert'\]"):
+        params.pretraining_entry("nope")

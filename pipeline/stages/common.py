@@ -31,6 +31,9 @@ def load_experiment() -> tuple[Params, TaskAdapter]:
 
 def check_task_settings(params: Params, task: TaskAdapter) -> None:
     """Settings whose allowed values depend on the task."""
+    if task.needs_label_column and not params.dataset.label_column:
+        raise ConfigError(f"dataset.label_column: task '{params.task.name}' needs the column that "
+                          "holds the labels (or target texts); set it in the dataset config")
     for name, model in params.models.items():
         metric = model.training(params.train, f"models.{name}.train").metric_for_best_model
         if metric not in task.validation_metric_names:

@@ -39,6 +39,7 @@ from pipeline.stages.common import (
     run_cell_stage,
     setup_logging,
 )
+from pipeline.tasks.base import TaskAdapter
 from pipeline.tracking import finish_run, log_metrics, start_cell_run
 
 STAGE = "train"
@@ -46,8 +47,8 @@ RESUME_FILE = "resume.json"
 log = logging.getLogger(STAGE)
 
 
-def training_arguments(cfg: TrainConfig, output_dir: Path, seed: int,
-                       lower_is_better: tuple[str, ...], loss_only: bool) -> TrainingArguments:
+def training_arguments(cfg: TrainConfig, output_dir: Path, seed: int, task: TaskAdapter,
+                       loss_only: bool) -> TrainingArguments:
     """`loss_only`: validation measures the loss alone, so Trainer need not gather the
     logits (for a seq2seq model, length x vocabulary floats per example)."""
     return TrainingArguments(
@@ -70,7 +71,8 @@ def training_arguments(cfg: TrainConfig, output_dir: Path, seed: int,
         prediction_loss_only=loss_only,
         load_best_model_at_end=True,
         metric_for_best_model=cfg.metric_for_best_model,
-        greater_is_better=cfg.metric_for_best_model not in lower_is_better,
+        greater_is_better=cfg.metric_for_best_model not in task.lower_is_better,
+        remove_unused_columns=not task.collator_reads_extra_columns,
         save_total_limit=cfg.save_total_limit,
         save_only_model=False,  # optimizer, scheduler and RNG states, to resume exactly
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
@@ -152,8 +154,8 @@ def train(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], output: Path, 
         callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience))
     trainer = Trainer(
         model=model,
-        args=training_arguments(cfg, checkpoint_dir(cell.name), cell.seed,
-                                cell.task.lower_is_better, loss_only=compute_metrics is None),
+        args=training_arguments(cfg, checkpoint_dir(cell.name), cell.seed, cell.task,
+                                loss_only=compute_metrics is None),
         train_dataset=splits["train"],
         eval_dataset=splits["validation"],
         data_collator=cell.task.collator(tokenizer),

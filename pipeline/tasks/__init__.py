@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pipeline.config import TaskConfig
 from pipeline.tasks.base import TaskAdapter
+from pipeline.tasks.causal_lm import CausalLanguageModeling
+from pipeline.tasks.masked_lm import MaskedLanguageModeling
 from pipeline.tasks.summarization import Summarization
 from pipeline.tasks.text_classification import TextClassification
 from pipeline.tasks.token_classification import TokenClassification
@@ -14,6 +16,8 @@ TASKS: dict[str, type[TaskAdapter]] = {
     "token_classification": TokenClassification,
     "translation": Translation,
     "summarization": Summarization,
+    "masked_lm": MaskedLanguageModeling,
+    "causal_lm": CausalLanguageModeling,
 }
 
 

@@ -27,6 +27,10 @@ class TaskAdapter(ABC):
     lower_is_better: tuple[str, ...] = ()
     #: Metrics measured on the validation split while training (to keep the best checkpoint).
     validation_metric_names: tuple[str, ...] = ()
+    #: Whether the task reads `dataset.label_column` (labels, tags or target texts).
+    needs_label_column: bool = True
+    #: The collator reads dataset columns the model does not take (Trainer keeps them).
+    collator_reads_extra_columns: bool = False
     #: Column used to stratify seeded splits, or None.
     strata_column: str | None = None
     #: The transformers Auto class that adds this task's head.

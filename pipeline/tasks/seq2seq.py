@@ -21,25 +21,12 @@ from transformers import (
 )
 
 from pipeline.config import DatasetConfig
+from pipeline.data import column
 from pipeline.errors import DataError
 from pipeline.evaluation import generate_texts, mean_token_loss
 from pipeline.tasks.base import TaskAdapter
 
 SOURCE, TARGET, REFERENCE = "source", "target", "reference"
-
-
-def column(frame: pd.DataFrame, name: str, where: str) -> pd.Series:
-    """A column, or a field of a column of mappings: `translation.fr` reads the `fr` entry of
-    each row's `translation` (the Hub's layout for translation pairs)."""
-    if name in frame:
-        return frame[name]
-    outer, _, inner = name.partition(".")
-    if inner and outer in frame:
-        values = frame[outer].map(lambda row: row.get(inner) if isinstance(row, dict) else None)
-        if values.notna().all():
-            return values
-    raise DataError(f"{where}: no column '{name}'; the data has {list(frame.columns)}. Set "
-                    "dataset.text_columns (source) and dataset.label_column (target).")
 
 
 def mean_words(texts: list[str]) -> float:
@@ -95,24 +82,13 @@ class Seq2SeqTask(TaskAdapter):
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
         return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
 
-    def generation_settings(self) -> dict[str, Any]:
-        settings = self.config.generation
-        chosen: dict[str, Any] = {"num_beams": settings.num_beams,
-                                  "max_new_tokens": settings.max_new_tokens,
-                                  "length_penalty": settings.length_penalty}
-        if settings.num_beams > 1:
-            chosen["early_stopping"] = True
-        if settings.no_repeat_ngram_size:
-            chosen["no_repeat_ngram_size"] = settings.no_repeat_ngram_size
-        return chosen
-
     def evaluate(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, split: Dataset,
                  manifest: dict[str, Any], batch_size: int,
                  desc: str) -> tuple[dict[str, float], dict[str, Any], list[str]]:
         """Scores of the generated texts against the references as written, and the
         teacher-forced loss per target token."""
         hypotheses = generate_texts(model, tokenizer, split, batch_size,
-                                    self.generation_settings(), desc)
+                                    self.config.generation.as_kwargs(), desc)
         scalars, report = self.metrics(hypotheses, split[REFERENCE], manifest)
         scalars["loss"] = mean_token_loss(model, split, self.collator(tokenizer), batch_size,
                                           f"{desc} (loss)")
@@ -136,7 +112,7 @@ class Seq2SeqTask(TaskAdapter):
                 tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
         encoded = Dataset.from_dict(dict(tokenizer(self.prefixed(inputs), truncation=True)))
         outputs = generate_texts(model, tokenizer, encoded, len(inputs),
-                                 self.generation_settings(), "predict")
+                                 self.config.generation.as_kwargs(), "predict")
         return [{"input": text, "output": output}
                 for text, output in zip(inputs, outputs, strict=True)]
 

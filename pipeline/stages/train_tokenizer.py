@@ -1,0 +1,40 @@
+"""Stage `train_tokenizer@<name>`: the tokenizer of a model pre-trained from scratch
+(`pretraining.<name>.tokenizer`: WordPiece or byte-level BPE, vocabulary size, minimum
+frequency, lowercasing, special tokens), learnt from the experiment's training split.
+
+Writes data/tokenizers/<name>/, which reloads with `AutoTokenizer.from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from pipeline.data import load_split
+from pipeline.errors import run_cli
+from pipeline.io import atomic_dir
+from pipeline.paths import trained_tokenizer_dir
+from pipeline.stages.common import load_experiment, setup_logging
+from pipeline.tokenizer_training import train_tokenizer
+
+log = logging.getLogger("train_tokenizer")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--name", required=True, help="a key of `pretraining` in params.yaml")
+    args = parser.parse_args()
+    params, task = load_experiment()
+    entry = params.pretraining_entry(args.name)
+    tokenizer = train_tokenizer(entry.tokenizer,
+                                task.texts(load_split(params.dataset.name, "train")),
+                                entry.max_length)
+    with atomic_dir(trained_tokenizer_dir(args.name)) as scratch:
+        tokenizer.save_pretrained(scratch)
+    log.info("%s: %s tokenizer with %d tokens", args.name, entry.tokenizer.algorithm,
+             len(tokenizer))
+
+
+if __name__ == "__main__":
+    setup_logging()
+    run_cli(main)

@@ -1,0 +1,114 @@
+"""What masked and causal language modelling share: texts concatenated and cut into blocks
+of the model's `max_length`, scored by perplexity before and after training.
+
+Training blocks drop the incomplete tail of each batch of texts (the usual recipe);
+validation and test keep it, so every held-out token is scored.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Iterator
+from itertools import chain
+from typing import Any
+
+import pandas as pd
+from datasets import Dataset
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from pipeline.config import DatasetConfig
+from pipeline.data import column
+from pipeline.errors import DataError
+from pipeline.evaluation import TokenScores, token_scores
+from pipeline.tasks.base import TaskAdapter
+
+TEXT = "text"
+
+
+def blocks(encoded: dict[str, list[list[Any]]], size: int,
+           keep_tail: bool) -> dict[str, list[list[Any]]]:
+    """Every field of a batch of encoded texts joined end to end and cut into `size` pieces."""
+    joined = {key: list(chain.from_iterable(values)) for key, values in encoded.items()}
+    total = len(joined["input_ids"])
+    end = total if keep_tail else total - total % size
+    return {key: [values[start:start + size] for start in range(0, end, size)]
+            for key, values in joined.items()}
+
+
+class LanguageModeling(TaskAdapter):
+    metric_names = ("perplexity", "loss", "token_accuracy")
+    lower_is_better = ("perplexity", "loss")
+    validation_metric_names = ("loss",)
+    needs_label_column = False
+    #: Position t predicts token t + 1 (causal) rather than token t (masked).
+    causal: bool
+
+    def prepare(self, frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:
+        if len(cfg.text_columns) != 1:
+            raise DataError(f"dataset.text_columns: {self.config.name} reads one text column, got "
+                            f"{cfg.text_columns}")
+        texts = column(frame, cfg.text_columns[0], where).astype("string").str.strip()
+        return pd.DataFrame({TEXT: texts[texts.fillna("").ne("")]}).reset_index(drop=True)
+
+    def describe(self, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
+        sizes = {split: {"texts": len(frame), "words": int(frame[TEXT].str.split().str.len().sum())}
+                 for split, frame in splits.items()}
+        return {"labels": [], "label_counts": {}, "lengths": sizes}
+
+    def head_config(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def texts(self, frame: pd.DataFrame) -> Iterator[str]:
+        yield from frame[TEXT]
+
+    def encode_texts(self, texts: list[str], tokenizer: PreTrainedTokenizerBase,
+                     training: bool) -> dict[str, list[list[Any]]]:
+        """Token ids of each text, with whatever the collator needs besides."""
+        return dict(tokenizer(texts))
+
+    def tokenize(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
+                 manifest: dict[str, Any], training: bool) -> Dataset:
+        def encode(batch: dict[str, list]) -> dict[str, list]:
+            return blocks(self.encode_texts(batch[TEXT], tokenizer, training), max_length,
+                          keep_tail=not training)
+
+        blocked = split.map(encode, batched=True, remove_columns=split.column_names,
+                            desc="tokenize into blocks")
+        return self.add_labels(blocked, tokenizer, training)
+
+    @abstractmethod
+    def add_labels(self, split: Dataset, tokenizer: PreTrainedTokenizerBase,
+                   training: bool) -> Dataset:
+        """Blocks with the `labels` the model is scored on, where they are fixed in advance:
+        held-out blocks always, so every evaluation scores the same tokens."""
+
+    def evaluate(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, split: Dataset,
+                 manifest: dict[str, Any], batch_size: int,
+                 desc: str) -> tuple[dict[str, float], dict[str, Any], list[dict[str, Any]]]:
+        """Perplexity over the split's labelled tokens, and rows to read (see `examples`)."""
+        scores = token_scores(model, split, self.collator(tokenizer), batch_size, desc,
+                              causal=self.causal)
+        scalars, report = self.metrics(scores, None, manifest)
+        rows = self.examples(model, tokenizer, split, scores)
+        report["examples"] = rows[:5]
+        return scalars, report, rows
+
+    @abstractmethod
+    def examples(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                 split: Dataset, scores: TokenScores) -> list[dict[str, Any]]:
+        """The prediction table's rows."""
+
+    def metrics(self, scores: TokenScores, references: Any,
+                manifest: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+        loss = scores.mean_loss
+        return ({"perplexity": math.exp(min(loss, 700.0)), "loss": loss,
+                 "token_accuracy": scores.accuracy},
+                {"scored_tokens": int(scores.counts.sum()), "blocks": len(scores.counts)})
+
+    def validation_metrics(self, manifest: dict[str, Any]) -> None:
+        return None
+
+    def prediction_table(self, raw: pd.DataFrame, outputs: list[dict[str, Any]],
+                         manifest: dict[str, Any], labels: Any) -> pd.DataFrame:
+        return pd.DataFrame(outputs)

@@ -1,0 +1,111 @@
+"""Masked language modelling: adapt an encoder to a domain's texts, or pre-train one from
+scratch (with `pretraining` and the `pretrain` stage).
+
+Training blocks are masked afresh in every batch; validation and test blocks are masked
+once, with `task.masking.evaluation_seed`, so perplexity before and after training is
+measured on the same tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datasets import Dataset
+from transformers import (
+    AutoModelForMaskedLM,
+    DataCollatorForLanguageModeling,
+    DataCollatorForSeq2Seq,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from pipeline.config import MaskingSettings
+from pipeline.errors import DataError
+from pipeline.evaluation import TokenScores
+from pipeline.tasks.language_modeling import LanguageModeling
+
+#: What the collator reads besides the ids to choose tokens to mask.
+MASKING_FIELDS = ("special_tokens_mask", "offset_mapping")
+
+
+class MaskingCollator:
+    """Pads a batch; blocks without `labels` (training) are masked here, at random, while
+    blocks that carry them were masked once at tokenization and are only padded."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, masking: MaskingSettings,
+                 seed: int | None = None) -> None:
+        self.pad = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
+        self.mask = DataCollatorForLanguageModeling(
+            tokenizer, mlm_probability=masking.probability, whole_word_mask=masking.whole_word,
+            mask_replace_prob=1.0 if masking.whole_word else 0.8,
+            random_replace_prob=0.0 if masking.whole_word else 0.1, seed=seed)
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        if "labels" in rows[0]:
+            return self.pad([{key: value for key, value in row.items()
+                              if key not in MASKING_FIELDS} for row in rows])
+        return self.mask(rows)
+
+
+class MaskedLanguageModeling(LanguageModeling):
+    model_class = AutoModelForMaskedLM
+    causal = False
+    #: The collator reads special-token masks and offsets, which Trainer would otherwise drop.
+    collator_reads_extra_columns = True
+
+    def encode_texts(self, texts: list[str], tokenizer: PreTrainedTokenizerBase,
+                     training: bool) -> dict[str, list[list[Any]]]:
+        if tokenizer.mask_token is None:
+            raise DataError(f"masked_lm: the tokenizer {type(tokenizer).__name__} has no mask "
+                            "token; choose a masked-LM model (BERT, RoBERTa, DistilBERT)")
+        encoded = tokenizer(texts, return_special_tokens_mask=True, verbose=False,
+                            return_offsets_mapping=self.config.masking.whole_word)
+        encoded.pop("token_type_ids", None)  # meaningless once texts are joined into blocks
+        return dict(encoded)
+
+    def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
+        return MaskingCollator(tokenizer, self.config.masking)
+
+    def add_labels(self, split: Dataset, tokenizer: PreTrainedTokenizerBase,
+                   training: bool) -> Dataset:
+        if training:  # masked afresh in every batch
+            return split
+        collator = MaskingCollator(tokenizer, self.config.masking,
+                                   seed=self.config.masking.evaluation_seed)
+        columns: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
+        for row in split:  # one block at a time: masked blocks keep their own length
+            masked = collator.mask([row])
+            for key in columns:
+                columns[key].append(masked[key][0].tolist())
+        return Dataset.from_dict(columns)
+
+    def examples(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                 split: Dataset, scores: TokenScores) -> list[dict[str, Any]]:
+        """Per test block: its masked text, the hidden tokens and the model's guesses."""
+        rows = []
+        for index, block in enumerate(split):
+            hidden = [label for label in block["labels"] if label != -100]
+            rows.append({
+                "masked_text": tokenizer.decode(block["input_ids"], skip_special_tokens=False),
+                "reference": " ".join(tokenizer.convert_ids_to_tokens(hidden)),
+                "prediction": " ".join(tokenizer.convert_ids_to_tokens(scores.guesses[index])),
+                "scored_tokens": int(scores.counts[index]),
+                "loss": round(float(scores.loss_sums[index] / max(scores.counts[index], 1)), 4),
+            })
+        return rows
+
+    def format_prediction(self, result: dict[str, Any]) -> str:
+        return f"{result['input']}\n  -> {result['output']}"
+
+    def predict(self, inputs: list[str], model: PreTrainedModel,
+                tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
+        """Each mask token of each input replaced by the model's first choice."""
+        import torch
+
+        encoded = tokenizer(inputs, padding=True, truncation=True, return_tensors="pt")
+        with torch.inference_mode():
+            guesses = model(**encoded).logits.argmax(dim=-1)
+        masked = encoded["input_ids"] == tokenizer.mask_token_id
+        filled = torch.where(masked, guesses, encoded["input_ids"])
+        return [{"input": text, "output": tokenizer.decode(ids, skip_special_tokens=True)}
+                for text, ids in zip(inputs, filled, strict=True)]
