@@ -3,7 +3,8 @@
 For sentence-pair tasks write each pair as "first ||| second". Classification
 prints label, score and input; token classification prints each input with its
 entities (label, score, character span, words); translation and summarization
-print each input and the generated text. --json prints JSON lines.
+print each input and the generated text; masked language models fill each mask token
+("the film was [MASK] ."), causal ones continue the text. --json prints JSON lines.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a key of `models` in params.yaml")
     parser.add_argument("seed", type=int)
-    parser.add_argument("inputs", nargs="+", help="texts to classify, tag, translate or summarize")
+    parser.add_argument("inputs", nargs="+",
+                        help="texts to classify, tag, translate, summarize, fill or continue")
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     args = parser.parse_args()
     params, task = load_experiment()

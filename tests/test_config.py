@@ -150,7 +150,7 @@ def test_a_task_with_labels_needs_a_label_column_and_language_modelling_does_not
 
     data = {**default_params, "dataset": {**default_params["dataset"], "label_column": None}}
     params = parse_params(data)
-    with pytest.raises(ConfigError, match="dataset.label_column: task 'text_classification' needs"):
+    with pytest.raises(ConfigError, match=r"dataset.label_column: task 'text_classification' needs"):
         check_task_settings(params, get_task(params.task))
     language_modelling = parse_params({**data, "task": {"name": "masked_lm"},
                                        "train": {"metric_for_best_model": "loss"}})

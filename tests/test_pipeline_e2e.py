@@ -81,7 +81,7 @@ def make_project(root: Path, experiment: str = TINY_EXPERIMENT) -> Path:
     save_local_model(root / "local_model", corrupt=True)
     for name in ("dvc.yaml", ".gitignore", "pyproject.toml"):
         shutil.copy(REPO / name, root / name)
-    for name in ("conf", "pipeline"):
+    for name in ("conf", "pipeline", "pretrained"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     (root / "conf/experiment/e2e_tiny.yaml").write_text(experiment)
     run(["git", "init", "-q"], root)

@@ -103,8 +103,9 @@ class MaskedLanguageModeling(LanguageModeling):
         import torch
 
         encoded = tokenizer(inputs, padding=True, truncation=True, return_tensors="pt")
-        with torch.inference_mode():
-            guesses = model(**encoded).logits.argmax(dim=-1)
+        with torch.inference_mode():  # ids and mask only: DistilBERT takes no token types
+            guesses = model(input_ids=encoded["input_ids"],
+                            attention_mask=encoded["attention_mask"]).logits.argmax(dim=-1)
         masked = encoded["input_ids"] == tokenizer.mask_token_id
         filled = torch.where(masked, guesses, encoded["input_ids"])
         return [{"input": text, "output": tokenizer.decode(ids, skip_special_tokens=True)}

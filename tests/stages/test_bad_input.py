@@ -113,3 +113,28 @@ def test_seed_outside_the_config_is_refused(project):
                    "--seed 99: not in seeds [1, 2, 3]")
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert list(params["models"]) == ["minilm"]
+
+
+def test_missing_gguf_file_is_refused_before_any_work(project):
+    result = run([sys.executable, "-m", "pipeline.compose", "experiment=clm_smollm2",
+                  "models.smollm2.gguf_file=nope.gguf"], project, check=False)
+    assert_refused(result, "models.smollm2.gguf_file:", "nope.gguf' does not exist")
+    assert not (project / "params.yaml").exists()
+
+
+def test_masked_lm_with_a_tokenizer_without_mask_token_stops_at_tokenize(project, tmp_path):
+    from transformers import AutoTokenizer
+
+    from tests.test_pipeline_e2e import save_local_model
+
+    folder = tmp_path / "no_mask"
+    save_local_model(folder, corrupt=False)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.mask_token = None
+    tokenizer.save_pretrained(folder)
+    assert compose(project, "task=masked_lm", "train.metric_for_best_model=loss",
+                   "models.minilm.source=local", f"models.minilm.path={folder}").returncode == 0
+    assert stage(project, "download").returncode == 0
+    assert_refused(stage(project, "tokenize", "--model", "minilm"), "masked_lm: the tokenizer",
+                   "has no mask token; choose a masked-LM model")
+    assert not (project / "data/tokenized/minilm").exists()
