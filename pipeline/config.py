@@ -258,6 +258,14 @@ class TokenizerTraining:
                             f"{sorted(roles)}")
 
 
+def check_positions(architecture: dict[str, Any], max_length: int, where: str) -> None:
+    """A network built from `architecture` must have a position for every token."""
+    positions = architecture.get("max_position_embeddings")
+    _check(positions is None or max_length <= positions,
+           f"{where}.max_length: {max_length} tokens, but architecture.max_position_embeddings "
+           f"is {positions}; lower max_length or raise max_position_embeddings")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """A model to fine-tune. With `pretrained: false` the network is built from
@@ -297,6 +305,14 @@ class ModelConfig:
                "(pretrained: false); a pretrained model keeps its own tokenizer")
         _check(not (self.encoder_decoder and not self.pretrained),
                f"{where}.encoder_decoder: warm-starts from pretrained weights; set pretrained: true")
+        if self.gguf_file:
+            _check(self.source is not None and self.path is not None,
+                   f"{where}.gguf_file: needs source and path (the folder or Hub id holding it)")
+            _check(self.pretrained and not self.encoder_decoder,
+                   f"{where}.gguf_file: loads pretrained weights of a decoder; it cannot be used "
+                   "with pretrained: false or encoder_decoder: true")
+        if self.architecture:
+            check_positions(self.architecture, self.max_length, where)
         if self.tokenizer is None:
             _check(self.source is not None and self.path is not None,
                    f"{where}: source and path are required (or, for a model built from scratch, "
@@ -328,7 +344,7 @@ class PretrainingConfig:
     max_length: int = 128
     masking: MaskingSettings = field(default_factory=MaskingSettings)
     seed: int = 1
-    #: Overrides of the global training settings (`train`), e.g. more epochs.
+    #: Training settings (epochs, learning_rate, batch_size...) over TrainConfig's defaults.
     train: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -342,13 +358,17 @@ class PretrainingConfig:
                f"{where}.architecture.model_type: missing (e.g. bert)")
         _check(8 <= self.max_length <= 8192,
                f"{where}.max_length: must be between 8 and 8192, got {self.max_length}")
-        self.training(TrainConfig(), f"{where}.train")
+        check_positions(self.architecture, self.max_length, where)
+        _check(self.train.get("metric_for_best_model", "loss") == "loss",
+               f"{where}.train.metric_for_best_model: pre-training keeps the checkpoint with the "
+               "lowest validation loss; leave it out or set 'loss'")
+        self.training(f"{where}.train")
 
-    def training(self, defaults: TrainConfig, where: str = "train") -> TrainConfig:
-        """The global training settings with these overrides; the best checkpoint is the one
-        with the lowest validation loss."""
-        merged = {**dataclasses.asdict(defaults), "metric_for_best_model": "loss", **self.train}
-        return build(TrainConfig, merged, where)
+    def training(self, where: str = "train") -> TrainConfig:
+        """Training settings of their own (the experiment's `train` is for fine-tuning, so
+        changing it does not redo the pre-training): the defaults with these overrides, and
+        the best checkpoint the one with the lowest validation loss."""
+        return build(TrainConfig, {"metric_for_best_model": "loss", **self.train}, where)
 
 
 @dataclass(frozen=True)

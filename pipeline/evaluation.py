@@ -12,6 +12,9 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+#: Dataset columns that are model inputs (or labels); others (references...) stay out of batches.
+MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
+
 
 def length_sorted_batches(dataset: Dataset, batch_size: int, columns: list[str],
                           desc: str) -> Iterator[tuple[np.ndarray, list[dict[str, Any]]]]:
@@ -66,21 +69,6 @@ def generate_texts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, d
     return texts
 
 
-def mean_token_loss(model: PreTrainedModel, dataset: Dataset, collator: Any, batch_size: int,
-                    desc: str = "loss") -> float:
-    """Cross-entropy per target token (teacher forcing), over a whole split."""
-    model.eval()
-    total, tokens = 0.0, 0
-    with torch.inference_mode():
-        for _, rows in length_sorted_batches(dataset, batch_size,
-                                             ["input_ids", "attention_mask", "labels"], desc):
-            batch = on_device(collator(rows), model)
-            count = int((batch["labels"] != -100).sum())
-            total += float(model(**batch).loss) * count
-            tokens += count
-    return total / tokens
-
-
 @dataclass
 class TokenScores:
     """Per example of a split: summed cross-entropy over its scored tokens, their count, how
@@ -102,28 +90,32 @@ class TokenScores:
 
 def token_scores(model: PreTrainedModel, dataset: Dataset, collator: Any, batch_size: int,
                  desc: str = "score", causal: bool = False) -> TokenScores:
-    """Cross-entropy of every labelled token (labels != -100), scored as the model's own loss
-    does: position t predicts label t, or label t + 1 for a `causal` model."""
+    """Cross-entropy of every labelled token (labels != -100), as the model's own loss counts
+    it: position t predicts label t (masked LM, a seq2seq decoder), or label t + 1 for a
+    `causal` model. Only the scored positions' logits are kept (15% of them for masked LM)."""
     model.eval()
     size = len(dataset)
     scores = TokenScores(np.zeros(size), np.zeros(size, dtype=np.int64),
                          np.zeros(size, dtype=np.int64), [[] for _ in range(size)])
+    columns = [name for name in MODEL_INPUTS if name in dataset.column_names]
     with torch.inference_mode():
-        for indices, rows in length_sorted_batches(dataset, batch_size, dataset.column_names,
-                                                   desc):
+        for indices, rows in length_sorted_batches(dataset, batch_size, columns, desc):
             batch = on_device(collator(rows), model)
             labels = batch.pop("labels")
-            logits = model(**batch).logits.float()
+            logits = model(**batch).logits
             if causal:
                 logits, labels = logits[:, :-1], labels[:, 1:]
-            losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels,
-                                                       ignore_index=-100, reduction="none")
             scored = labels != -100
-            guesses = logits.argmax(dim=-1)
-            for row, index in enumerate(indices):
-                mask = scored[row]
-                scores.loss_sums[index] = float(losses[row][mask].sum())
-                scores.counts[index] = int(mask.sum())
-                scores.hits[index] = int((guesses[row][mask] == labels[row][mask]).sum())
-                scores.guesses[index] = guesses[row][mask].tolist()
+            chosen, targets = logits[scored].float(), labels[scored]
+            losses = torch.nn.functional.cross_entropy(chosen, targets, reduction="none").cpu()
+            guesses = chosen.argmax(dim=-1).cpu()
+            hits = (guesses == targets.cpu()).long()
+            counts = scored.sum(dim=1).cpu()
+            for row, (start, end) in enumerate(zip((counts.cumsum(0) - counts).tolist(),
+                                                   counts.cumsum(0).tolist(), strict=True)):
+                index = indices[row]
+                scores.loss_sums[index] = float(losses[start:end].sum())
+                scores.counts[index] = end - start
+                scores.hits[index] = int(hits[start:end].sum())
+                scores.guesses[index] = guesses[start:end].tolist()
     return scores

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
     EncoderDecoderModel,
+    GgufConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -22,7 +24,7 @@ from pipeline.config import ModelConfig
 from pipeline.errors import ConfigError, SourceError
 from pipeline.io import atomic_dir, sha256
 from pipeline.paths import gguf_cache_dir
-from pipeline.sources import check_weights, model_location, resolve_path
+from pipeline.sources import WEIGHT_FILES, check_weights, model_location, resolve_path
 from pipeline.tasks.base import TaskAdapter
 
 log = logging.getLogger(__name__)
@@ -51,17 +53,41 @@ def dequantized_folder(cfg: ModelConfig, where: str) -> str:
                               f"there: {', '.join(found)})")
         key = sha256(file)
     target = gguf_cache_dir() / key[:16]
-    if not (target / "config.json").is_file():
-        log.info("%s: dequantizing %s to float32 in %s (once)", where, cfg.gguf_file, target)
-        options = {"gguf_file": cfg.gguf_file, "revision": cfg.revision}
-        with atomic_dir(target) as scratch:
-            tokenizer = AutoTokenizer.from_pretrained(origin, **options)
-            model = AutoModelForCausalLM.from_pretrained(origin, **options)
-            model.hf_quantizer = None  # the weights are plain float32 now, so saving is safe
-            model.config.__dict__.pop("quantization_config", None)
-            model.save_pretrained(scratch)
-            tokenizer.save_pretrained(scratch)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{target}.lock", timeout=1800):  # parallel cells convert it once
+        if not (target / "config.json").is_file():
+            log.info("%s: dequantizing %s to float32 in %s (once)", where, cfg.gguf_file, target)
+            with atomic_dir(target) as scratch:
+                save_dequantized(origin, cfg, scratch, where)
     return str(target)
+
+
+def save_dequantized(origin: str, cfg: ModelConfig, folder: Path, where: str) -> None:
+    options = {"gguf_file": cfg.gguf_file, "revision": cfg.revision}
+    tokenizer = AutoTokenizer.from_pretrained(origin, **options)
+    model = AutoModelForCausalLM.from_pretrained(
+        origin, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32, **options)
+    packed = sorted({type(module).__name__ for module in model.modules()
+                     if "Gguf" in type(module).__name__})
+    if packed:
+        raise SourceError(f"{where}.gguf_file: {cfg.gguf_file} kept packed GGUF modules "
+                          f"{packed} after dequantizing; it cannot become a normal model folder")
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:  # plain float32 weights now: nothing left to keep quantized
+        quantizer.remove_quantization_config(model)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def weights_identity(cfg: ModelConfig, where: str) -> str | None:
+    """The hash of the starting weights when they are a local or packaged file (Hub models
+    are pinned by `revision`; models from scratch have none)."""
+    if not cfg.pretrained or cfg.source == "hub" or cfg.source is None:
+        return None
+    folder = resolve_path(cfg.source, cfg.path, f"{where}.path")
+    files = [folder / cfg.gguf_file] if cfg.gguf_file else [
+        folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
+    return ",".join(sha256(file) for file in files) or None
 
 
 def load_tokenizer(cfg: ModelConfig, where: str) -> PreTrainedTokenizerBase:

@@ -162,10 +162,17 @@ def test_a_task_with_labels_needs_a_label_column_and_language_modelling_does_not
     ("pretraining.bbc_bert.masking.probability", 1.5, "masking.probability: must be between 0"),
     ("pretraining.bbc_bert.train.epochs", "many", "pretraining.bbc_bert.train.epochs: expected"),
     ("pretraining.bbc_bert.tokenizer.algorithm", "unigram", "'unigram' is not allowed"),
+    ("pretraining.bbc_bert.max_length", 1024, "max_length: 1024 tokens, but architecture."
+                                              "max_position_embeddings is 512"),
+    ("pretraining.bbc_bert.train", {"metric_for_best_model": "accuracy"},
+     "pre-training keeps the checkpoint with the lowest validation loss"),
+    ("models.bbc_bert.gguf_file", "model.gguf", "models.bbc_bert.gguf_file: needs source"),
 ])
 def test_bad_pretraining_settings_are_named(dotted, value, message):
-    data = with_change(yaml.safe_load(compose(["experiment=scratch_bbc"], REPO / "conf")), dotted,
-                       value)
+    data = yaml.safe_load(compose(["experiment=scratch_bbc"], REPO / "conf"))
+    if dotted.startswith("models."):  # a GGUF file without a folder to find it in
+        data = with_change(data, "models.bbc_bert.source", None)
+    data = with_change(data, dotted, value)
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_params(data)
 
@@ -173,7 +180,7 @@ def test_bad_pretraining_settings_are_named(dotted, value, message):
 def test_the_pretraining_run_keeps_the_checkpoint_with_the_lowest_validation_loss():
     params = parse_params(yaml.safe_load(compose(["experiment=scratch_bbc"], REPO / "conf")))
     entry = params.pretraining_entry("bbc_bert")
-    settings = entry.training(params.train)
+    settings = entry.training()
     assert (settings.metric_for_best_model, settings.epochs) == ("loss", 3)
     assert settings.learning_rate == pytest.approx(5e-4)
     assert entry.model.architecture["num_hidden_layers"] == 4 and not entry.model.pretrained

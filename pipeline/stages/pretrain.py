@@ -48,7 +48,7 @@ def text_blocks(params: Params, task: TaskAdapter, language_model: MaskedLanguag
 
 def pretrain(params: Params, task: TaskAdapter, name: str, entry: PretrainingConfig,
              run_id: str) -> dict[str, Any]:
-    cfg = entry.training(params.train, f"pretraining.{name}.train")
+    cfg = entry.training(f"pretraining.{name}.train")
     folder = trained_tokenizer_dir(name)
     if not (folder / "tokenizer_config.json").is_file():
         raise PipelineError(f"{folder}: missing. Run train_tokenizer@{name} first (`dvc repro`).")
@@ -84,7 +84,7 @@ def pretrain(params: Params, task: TaskAdapter, name: str, entry: PretrainingCon
                "steps": trainer.state.global_step, "parameters": model.num_parameters(),
                "vocabulary": len(tokenizer), "training_blocks": len(blocks["train"]),
                **{f"base_{key}": value for key, value in before.items()},
-               **{f"pretrained_{key}": value for key, value in after.items()}}
+               **{f"final_{key}": value for key, value in after.items()}}
     with atomic_dir(pretrained_dir(name)) as scratch:
         trainer.save_model(str(scratch))
         tokenizer.save_pretrained(scratch)
@@ -104,9 +104,9 @@ def main() -> None:
     args = parser.parse_args()
     params, task = load_experiment()
     entry = params.pretraining_entry(args.name)
-    run_id = start_cell_run(params, args.name, entry.seed,
-                            {"pretraining": {"name": args.name, **dataclasses.asdict(entry)}},
-                            purpose=STAGE)
+    logged = {"pretraining": {"name": args.name, **dataclasses.asdict(entry)},
+              "train": dataclasses.asdict(entry.training(f"pretraining.{args.name}.train"))}
+    run_id = start_cell_run(params, args.name, entry.seed, logged, purpose=STAGE)
     try:
         summary = pretrain(params, task, args.name, entry, run_id)
     except BaseException as error:
@@ -115,7 +115,7 @@ def main() -> None:
     finish_run(params, run_id)
     write_json(metrics_file(STAGE, args.name), summary)
     log.info("%s: validation perplexity %.1f -> %.1f in %.0f s", args.name,
-             summary["base_perplexity"], summary["pretrained_perplexity"],
+             summary["base_perplexity"], summary["final_perplexity"],
              summary["train_seconds"])
 
 

@@ -44,8 +44,9 @@ def main() -> None:
         raw = Dataset.from_pandas(load_split(params.dataset.name, split), preserve_index=False)
         tokenized[split] = task.tokenize(raw, tokenizer, model_cfg.max_length, manifest,
                                          training=split == "train")
-        truncated[split] = sum(len(ids) >= model_cfg.max_length
-                               for ids in tokenized[split]["input_ids"])
+        if task.reports_truncation:
+            truncated[split] = sum(len(ids) >= model_cfg.max_length
+                                   for ids in tokenized[split]["input_ids"])
     if any(truncated.values()):
         log.warning("%s: examples cut at max_length=%d per split: %s", args.model,
                     model_cfg.max_length, truncated)

@@ -28,7 +28,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 from pipeline.config import TrainConfig
 from pipeline.errors import run_cli
 from pipeline.io import atomic_dir, read_json, write_json
-from pipeline.modeling import build_model, precision_flags
+from pipeline.modeling import build_model, precision_flags, weights_identity
 from pipeline.paths import cell_dir, checkpoint_dir, metrics_file
 from pipeline.stages.common import (
     SUCCESS,
@@ -122,9 +122,11 @@ def logged_params(cell: Cell, cfg: TrainConfig) -> dict[str, Any]:
 
 
 def fingerprint(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any]) -> str:
-    """What a checkpoint must match to be resumed: the cell's settings and its data."""
+    """What a checkpoint must match to be resumed: the cell's settings, its data and the
+    starting weights when they are a file here (a model pre-trained again meanwhile)."""
     identity = {"params": logged_params(cell, cfg),
-                "data": {split: info["sha256"] for split, info in manifest["splits"].items()}}
+                "data": {split: info["sha256"] for split, info in manifest["splits"].items()},
+                "weights": weights_identity(cell.model_config, cell.where)}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -29,6 +29,8 @@ class TaskAdapter(ABC):
     validation_metric_names: tuple[str, ...] = ()
     #: Whether the task reads `dataset.label_column` (labels, tags or target texts).
     needs_label_column: bool = True
+    #: `tokenize` warns about examples cut at the model's max_length.
+    reports_truncation: bool = True
     #: The collator reads dataset columns the model does not take (Trainer keeps them).
     collator_reads_extra_columns: bool = False
     #: Column used to stratify seeded splits, or None.

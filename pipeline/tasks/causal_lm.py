@@ -28,8 +28,10 @@ class CausalLanguageModeling(LanguageModeling):
     model_class = AutoModelForCausalLM
     causal = True
 
-    def encode_texts(self, texts: list[str], tokenizer: PreTrainedTokenizerBase,
-                     training: bool) -> dict[str, list[list[Any]]]:
+    prediction_columns = ("prompt", "reference", "generated")
+
+    def encode_texts(self, texts: list[str],
+                     tokenizer: PreTrainedTokenizerBase) -> dict[str, list[list[Any]]]:
         if tokenizer.eos_token_id is None:
             raise DataError(f"causal_lm: the tokenizer {type(tokenizer).__name__} has no "
                             "end-of-sequence token to separate texts")

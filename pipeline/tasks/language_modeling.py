@@ -41,6 +41,9 @@ class LanguageModeling(TaskAdapter):
     lower_is_better = ("perplexity", "loss")
     validation_metric_names = ("loss",)
     needs_label_column = False
+    reports_truncation = False  # every block is cut at max_length by design
+    #: The prediction table's columns.
+    prediction_columns: tuple[str, ...]
     #: Position t predicts token t + 1 (causal) rather than token t (masked).
     causal: bool
 
@@ -49,7 +52,10 @@ class LanguageModeling(TaskAdapter):
             raise DataError(f"dataset.text_columns: {self.config.name} reads one text column, got "
                             f"{cfg.text_columns}")
         texts = column(frame, cfg.text_columns[0], where).astype("string").str.strip()
-        return pd.DataFrame({TEXT: texts[texts.fillna("").ne("")]}).reset_index(drop=True)
+        keep = texts.fillna("").ne("")
+        if cfg.label_column and cfg.drop_labels:  # e.g. plot summaries among reviews
+            keep &= ~column(frame, cfg.label_column, where).astype(str).isin(cfg.drop_labels)
+        return pd.DataFrame({TEXT: texts[keep]}).reset_index(drop=True)
 
     def describe(self, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
         sizes = {split: {"texts": len(frame), "words": int(frame[TEXT].str.split().str.len().sum())}
@@ -62,15 +68,15 @@ class LanguageModeling(TaskAdapter):
     def texts(self, frame: pd.DataFrame) -> Iterator[str]:
         yield from frame[TEXT]
 
-    def encode_texts(self, texts: list[str], tokenizer: PreTrainedTokenizerBase,
-                     training: bool) -> dict[str, list[list[Any]]]:
+    @abstractmethod
+    def encode_texts(self, texts: list[str],
+                     tokenizer: PreTrainedTokenizerBase) -> dict[str, list[list[Any]]]:
         """Token ids of each text, with whatever the collator needs besides."""
-        return dict(tokenizer(texts))
 
     def tokenize(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
                  manifest: dict[str, Any], training: bool) -> Dataset:
         def encode(batch: dict[str, list]) -> dict[str, list]:
-            return blocks(self.encode_texts(batch[TEXT], tokenizer, training), max_length,
+            return blocks(self.encode_texts(batch[TEXT], tokenizer), max_length,
                           keep_tail=not training)
 
         blocked = split.map(encode, batched=True, remove_columns=split.column_names,
@@ -101,6 +107,9 @@ class LanguageModeling(TaskAdapter):
 
     def metrics(self, scores: TokenScores, references: Any,
                 manifest: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+        if not scores.counts.sum():
+            raise DataError("language modelling: no token of the split was scored (too few or "
+                            "too short texts?); perplexity needs at least one")
         loss = scores.mean_loss
         return ({"perplexity": math.exp(min(loss, 700.0)), "loss": loss,
                  "token_accuracy": scores.accuracy},
@@ -111,4 +120,4 @@ class LanguageModeling(TaskAdapter):
 
     def prediction_table(self, raw: pd.DataFrame, outputs: list[dict[str, Any]],
                          manifest: dict[str, Any], labels: Any) -> pd.DataFrame:
-        return pd.DataFrame(outputs)
+        return pd.DataFrame(outputs, columns=list(self.prediction_columns))

@@ -24,9 +24,6 @@ from pipeline.errors import DataError
 from pipeline.evaluation import TokenScores
 from pipeline.tasks.language_modeling import LanguageModeling
 
-#: What the collator reads besides the ids to choose tokens to mask.
-MASKING_FIELDS = ("special_tokens_mask", "offset_mapping")
-
 
 class MaskingCollator:
     """Pads a batch; blocks without `labels` (training) are masked here, at random, while
@@ -41,10 +38,7 @@ class MaskingCollator:
             random_replace_prob=0.0 if masking.whole_word else 0.1, seed=seed)
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        if "labels" in rows[0]:
-            return self.pad([{key: value for key, value in row.items()
-                              if key not in MASKING_FIELDS} for row in rows])
-        return self.mask(rows)
+        return self.pad(rows) if "labels" in rows[0] else self.mask(rows)
 
 
 class MaskedLanguageModeling(LanguageModeling):
@@ -53,11 +47,16 @@ class MaskedLanguageModeling(LanguageModeling):
     #: The collator reads special-token masks and offsets, which Trainer would otherwise drop.
     collator_reads_extra_columns = True
 
-    def encode_texts(self, texts: list[str], tokenizer: PreTrainedTokenizerBase,
-                     training: bool) -> dict[str, list[list[Any]]]:
+    prediction_columns = ("masked_text", "reference", "prediction", "scored_tokens", "loss")
+
+    def encode_texts(self, texts: list[str],
+                     tokenizer: PreTrainedTokenizerBase) -> dict[str, list[list[Any]]]:
         if tokenizer.mask_token is None:
             raise DataError(f"masked_lm: the tokenizer {type(tokenizer).__name__} has no mask "
                             "token; choose a masked-LM model (BERT, RoBERTa, DistilBERT)")
+        if self.config.masking.whole_word and not tokenizer.is_fast:
+            raise DataError("task.masking.whole_word: needs a fast tokenizer (word boundaries "
+                            f"come from its offsets); {type(tokenizer).__name__} is not one")
         encoded = tokenizer(texts, return_special_tokens_mask=True, verbose=False,
                             return_offsets_mapping=self.config.masking.whole_word)
         encoded.pop("token_type_ids", None)  # meaningless once texts are joined into blocks

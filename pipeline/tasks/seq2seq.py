@@ -23,7 +23,7 @@ from transformers import (
 from pipeline.config import DatasetConfig
 from pipeline.data import column
 from pipeline.errors import DataError
-from pipeline.evaluation import generate_texts, mean_token_loss
+from pipeline.evaluation import generate_texts, token_scores
 from pipeline.tasks.base import TaskAdapter
 
 SOURCE, TARGET, REFERENCE = "source", "target", "reference"
@@ -90,8 +90,8 @@ class Seq2SeqTask(TaskAdapter):
         hypotheses = generate_texts(model, tokenizer, split, batch_size,
                                     self.config.generation.as_kwargs(), desc)
         scalars, report = self.metrics(hypotheses, split[REFERENCE], manifest)
-        scalars["loss"] = mean_token_loss(model, split, self.collator(tokenizer), batch_size,
-                                          f"{desc} (loss)")
+        scalars["loss"] = token_scores(model, split, self.collator(tokenizer), batch_size,
+                                       f"{desc} (loss)").mean_loss
         report["examples"] = [{"reference": reference, "hypothesis": hypothesis}
                               for reference, hypothesis in zip(split[REFERENCE][:5],
                                                                hypotheses[:5], strict=True)]
