@@ -92,7 +92,7 @@ def pretrain(params: Params, task: TaskAdapter, name: str, entry: PretrainingCon
         write_json(scratch / "pretraining.json", summary)
     log_metrics(params, run_id, [*curve_points(trainer.state.log_history),
                                  *((key, value, 0) for key, value in summary.items()
-                                   if key.startswith(("base_", "pretrained_")))])
+                                   if key.startswith(("base_", "final_")))])
     log_artifacts(params, run_id, [pretrained_dir(name) / "pretraining.json"])
     shutil.rmtree(checkpoint_dir(f"pretrain-{name}"), ignore_errors=True)
     return summary
