@@ -182,7 +182,7 @@ def test_the_pretraining_run_keeps_the_checkpoint_with_the_lowest_validation_los
     entry = params.pretraining_entry("bbc_bert")
     settings = entry.training()
     assert (settings.metric_for_best_model, settings.epochs) == ("loss", 3)
-    assert settings.learning_rate == pytest.approx(5e-4)
+    assert (settings.learning_rate, settings.batch_size) == (pytest.approx(1e-3), 16)
     assert entry.model.architecture["num_hidden_layers"] == 4 and not entry.model.pretrained
     with pytest.raises(ConfigError, match="pretraining.nope: no such entry; configured: "
                                           r"\['bbc_bert'\]"):
