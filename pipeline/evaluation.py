@@ -92,7 +92,9 @@ def token_scores(model: PreTrainedModel, dataset: Dataset, collator: Any, batch_
                  desc: str = "score", causal: bool = False) -> TokenScores:
     """Cross-entropy of every labelled token (labels != -100), as the model's own loss counts
     it: position t predicts label t (masked LM, a seq2seq decoder), or label t + 1 for a
-    `causal` model. Only the scored positions' logits are kept (15% of them for masked LM)."""
+    `causal` model. Only the scored positions' logits are kept (15% of them for masked LM).
+    Labels stay out of the forward pass (no full-vocabulary loss), so an encoder-decoder gets
+    its decoder inputs shifted from them here."""
     model.eval()
     size = len(dataset)
     scores = TokenScores(np.zeros(size), np.zeros(size, dtype=np.int64),
@@ -102,6 +104,8 @@ def token_scores(model: PreTrainedModel, dataset: Dataset, collator: Any, batch_
         for indices, rows in length_sorted_batches(dataset, batch_size, columns, desc):
             batch = on_device(collator(rows), model)
             labels = batch.pop("labels")
+            if model.config.is_encoder_decoder and "decoder_input_ids" not in batch:
+                batch["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=labels)
             logits = model(**batch).logits
             if causal:
                 logits, labels = logits[:, :-1], labels[:, 1:]

@@ -6,6 +6,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from pipeline.config import DatasetConfig, ModelConfig, TaskConfig, build
 from pipeline.errors import DataError
+from pipeline.evaluation import token_scores
 from pipeline.modeling import build_model
 from pipeline.tasks.translation import Translation
 
@@ -59,3 +60,25 @@ def test_warm_started_encoder_decoder_generates_from_cls_to_sep_and_reloads(mini
     batch = tokenizer(["un chien"], return_tensors="pt")
     generated = reloaded.generate(**batch, max_new_tokens=3, num_beams=1)
     assert generated[0, 0].item() == tokenizer.cls_token_id
+
+
+def test_test_loss_is_the_models_own_teacher_forced_loss_with_targets_longer_than_sources(
+        minilm_dir):
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    cfg = build(ModelConfig, {"source": "local", "path": str(minilm_dir),
+                              "encoder_decoder": True}, "models.m")
+    model = build_model(TASK, cfg, {}, tokenizer, seed=1, where="models.m")
+    task = Translation(TaskConfig("translation", source_lang="fr", target_lang="en",
+                                  max_target_length=32))
+    split = Dataset.from_pandas(pd.DataFrame({
+        "source": ["Un chien.", "Deux chats courent vite."],
+        "target": ["A dog that is much longer than its source.", "Two cats run."]}))
+    tokenized = task.tokenize(split, tokenizer, 32, {}, training=False)
+    collator = task.collator(tokenizer)
+    scores = token_scores(model, tokenized, collator, batch_size=2)
+    batch = collator([{name: row[name] for name in ("input_ids", "attention_mask", "labels")}
+                      for row in tokenized])
+    with torch.inference_mode():
+        expected = model(**batch).loss.item()
+    assert scores.counts.sum() == (batch["labels"] != -100).sum()
+    assert scores.mean_loss == pytest.approx(expected, rel=1e-5)
