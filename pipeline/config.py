@@ -163,6 +163,11 @@ class DatasetConfig:
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
     max_rows: SplitCaps = field(default_factory=SplitCaps)
+    #: Train on this share of the training split (after max_rows): a seeded, stratified
+    #: sample, each smaller share a subset of every larger one. Validation and test stay
+    #: whole, so a learning curve (conf/experiment/data_size_curve.yaml) scores every point
+    #: on the same examples.
+    train_fraction: float = 1.0
     #: A column of example ids; if set, an id found in two splits (leakage) stops the run.
     id_column: str | None = None
 
@@ -185,6 +190,8 @@ class DatasetConfig:
             value = getattr(self, name)
             _check(0 < value < 0.5, f"{where}.{name}: must be between 0 and 0.5, got {value}")
         self.max_rows.validate(f"{where}.max_rows")
+        _check(0 < self.train_fraction <= 1,
+               f"{where}.train_fraction: must be above 0 and at most 1, got {self.train_fraction}")
 
 
 @dataclass(frozen=True)

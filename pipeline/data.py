@@ -14,6 +14,7 @@ import lzma
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -292,7 +293,21 @@ def make_splits(frames: dict[str, pd.DataFrame], cfg: DatasetConfig,
         if cap is not None and len(frame) > cap:
             _, frames[split] = _cut(frame, cap, strata(frame), cfg.split_seed,
                                     f"dataset.max_rows.{split}")
+    if cfg.train_fraction < 1:
+        frames["train"] = nested_share(frames["train"], cfg.train_fraction,
+                                       strata(frames["train"]), cfg.split_seed)
     return {split: frames[split].reset_index(drop=True) for split in SPLITS}
+
+
+def nested_share(frame: pd.DataFrame, fraction: float, strata: pd.Series | None,
+                 seed: int) -> pd.DataFrame:
+    """The first `fraction` of each class in one seeded order: every share of a learning
+    curve holds the smaller ones, so its points differ only by the added examples."""
+    positions = np.random.default_rng(seed).permutation(len(frame))
+    keys = pd.Series(strata.to_numpy()[positions] if strata is not None else np.zeros(len(frame)))
+    rank = keys.groupby(keys).cumcount()
+    quota = keys.map(keys.value_counts()).mul(fraction).round().clip(lower=1)
+    return frame.iloc[positions[(rank < quota).to_numpy()]]
 
 
 def load_split(dataset: str, split: str) -> pd.DataFrame:

@@ -5,7 +5,7 @@ import yaml
 from pipeline.compose import compose
 from pipeline.config import DatasetConfig, build
 from pipeline.data import make_splits, read_source, read_table
-from pipeline.errors import DataError, SourceError
+from pipeline.errors import ConfigError, DataError, SourceError
 from tests.conftest import REPO
 
 
@@ -59,6 +59,21 @@ def test_row_caps_take_a_stratified_sample():
     assert len(splits["train"]) == 100 and len(splits["test"]) == 20
     assert len(splits["validation"]) == 100
     assert splits["train"]["label"].eq("pos").sum() == 30
+
+
+def test_train_fraction_takes_nested_stratified_shares_and_leaves_evaluation_whole():
+    full = make_splits({"all": labelled(1000)}, dataset_config(), "label")
+    shares = {fraction: make_splits({"all": labelled(1000)},
+                                    dataset_config(train_fraction=fraction), "label")
+              for fraction in (0.1, 0.25, 0.5)}
+    assert [len(splits["train"]) for splits in shares.values()] == [80, 200, 400]
+    texts = [set(splits["train"]["text"]) for splits in shares.values()]
+    assert texts[0] < texts[1] < texts[2] < set(full["train"]["text"])
+    for splits in shares.values():
+        assert splits["train"]["label"].eq("pos").mean() == pytest.approx(0.3, abs=0.01)
+        assert splits["test"].equals(full["test"]) and splits["validation"].equals(full["validation"])
+    with pytest.raises(ConfigError, match="dataset.train_fraction: must be above 0"):
+        dataset_config(train_fraction=0)
 
 
 def test_splitting_without_a_train_split_is_refused():
