@@ -58,6 +58,17 @@ def check_sources(params: Params) -> None:
         resolve_path(params.dataset.source, params.dataset.path, "dataset.path")
 
 
+def checked_params(text: str, where: str) -> Params:
+    """Composed params, validated and with their local sources found, before any work."""
+    from pipeline.stages.common import check_task_settings
+    from pipeline.tasks import get_task
+
+    params = parse_params(yaml.safe_load(text), where)
+    check_task_settings(params, get_task(params.task))
+    check_sources(params)
+    return params
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,12 +76,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=PARAMS_FILE)
     args = parser.parse_args()
     text = compose(args.overrides)
-    params = parse_params(yaml.safe_load(text), "composed config")
-    from pipeline.stages.common import check_task_settings
-    from pipeline.tasks import get_task
-
-    check_task_settings(params, get_task(params.task))
-    check_sources(params)
+    params = checked_params(text, "composed config")
     with atomic_file(args.output) as scratch:
         scratch.write_text(text, encoding="utf-8")
     cells = len(params.cells())

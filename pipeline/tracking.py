@@ -90,17 +90,37 @@ def client(params: Params):
         return MlflowClient(tracking_uri=uri)
 
 
+def artifact_location(uri: str) -> str | None:
+    """Artifacts of a sqlite store go beside it (also when a sweep job, in its own folder,
+    creates the experiment); a server decides for itself."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+
+
 def _experiment_id(mlflow_client, name: str) -> str:
     from mlflow.exceptions import MlflowException
 
     experiment = mlflow_client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    artifacts = (repository_root() / "mlartifacts").as_uri()
     try:
-        return mlflow_client.create_experiment(name, artifact_location=artifacts)
+        return mlflow_client.create_experiment(name, artifact_location=artifact_location(
+            mlflow_client.tracking_uri))
     except MlflowException:  # another process created it first
         return mlflow_client.get_experiment_by_name(name).experiment_id
+
+
+def run_tags(params: Params, purpose: str) -> dict[str, str]:
+    """Tags every run carries, so that `mlflow.search_runs(filter_string="tags.purpose = ...")`
+    and the UI's filters find runs by experiment, task, dataset and commit."""
+    commit = git_commit()
+    tags = {"task": params.task.name, "dataset": params.dataset.name,
+            "experiment": params.experiment_name, "purpose": purpose, "git_commit": commit,
+            "mlflow.source.git.commit": commit}
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    return tags
 
 
 def start_cell_run(params: Params, model: str, seed: int, logged: Mapping[str, Any],
@@ -109,19 +129,7 @@ def start_cell_run(params: Params, model: str, seed: int, logged: Mapping[str, A
     from mlflow.entities import Param
 
     mlflow_client = client(params)
-    commit = git_commit()
-    tags = {
-        "model": model,
-        "seed": str(seed),
-        "task": params.task.name,
-        "dataset": params.dataset.name,
-        "experiment": params.experiment_name,
-        "purpose": purpose,
-        "git_commit": commit,
-        "mlflow.source.git.commit": commit,
-    }
-    if os.environ.get("DVC_EXP_NAME"):
-        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    tags = {"model": model, "seed": str(seed), **run_tags(params, purpose)}
     name = f"{model}-seed{seed}" if purpose == "fine-tune" else f"{purpose}-{model}"
     run = mlflow_client.create_run(_experiment_id(mlflow_client, experiment_name(params)),
                                    run_name=name, tags=tags)
@@ -159,3 +167,28 @@ def finish_run(params: Params, run_id: str, failed_error: str | None = None) -> 
         mlflow_client.set_tag(run_id, "error", failed_error[:5000])
     mlflow_client.set_terminated(run_id, "FAILED" if failed_error is not None else "FINISHED")
 
+
+
+def log_parent_run(params: Params, name: str, children: Iterable[str], purpose: str,
+                   tags: Mapping[str, str] | None = None,
+                   metrics: Mapping[str, float] | None = None,
+                   artifacts: Iterable[Path] = ()) -> str:
+    """One finished run that holds a table of cells (one `dvc repro`'s, or a sweep's), with
+    the cells nested under it. A cell belongs to one parent: the latest table it is in."""
+    from mlflow.entities import Metric, RunTag
+
+    mlflow_client = client(params)
+    run = mlflow_client.create_run(_experiment_id(mlflow_client, experiment_name(params)),
+                                   run_name=name, tags={**run_tags(params, purpose), **(tags or {})})
+    run_id = run.info.run_id
+    now = int(time.time() * 1000)
+    values = [Metric(key, float(value), now, 0) for key, value in (metrics or {}).items()
+              if value == value]  # NaN (a failed model) has no place in a metric
+    for start in range(0, len(values), BATCH):
+        mlflow_client.log_batch(run_id, metrics=values[start:start + BATCH])
+    log_artifacts(params, run_id, artifacts)
+    for child in children:
+        mlflow_client.log_batch(child, tags=[RunTag("mlflow.parentRunId", run_id),
+                                             RunTag("parent_name", name)])
+    mlflow_client.set_terminated(run_id, "FINISHED")
+    return run_id

@@ -79,7 +79,7 @@ def save_local_model(folder: Path, corrupt: bool) -> None:
 def make_project(root: Path, experiment: str = TINY_EXPERIMENT) -> Path:
     """A fresh git + DVC repository holding this project's pipeline and config."""
     save_local_model(root / "local_model", corrupt=True)
-    for name in ("dvc.yaml", ".gitignore", "pyproject.toml"):
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore", "pyproject.toml"):
         shutil.copy(REPO / name, root / name)
     for name in ("conf", "pipeline", "pretrained"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -130,6 +130,23 @@ def test_results_table_has_one_row_per_cell_and_keeps_failed_cells_apart(project
     tiny_a = results[results["model"] == "tiny_a"]["finetuned_accuracy"]
     assert summary.loc[0, "finetuned_accuracy_mean"] == pytest.approx(tiny_a.mean(), abs=1e-5)
     assert summary.loc[0, "finetuned_accuracy_std"] == pytest.approx(tiny_a.std(), abs=1e-5)
+    assert summary.loc[0, "finetuned_accuracy_min"] == pytest.approx(tiny_a.min(), abs=1e-5)
+    assert {"finetuned_accuracy_ci95_low", "finetuned_accuracy_ci95_high"} <= set(summary.columns)
+
+
+def test_comparison_report_curves_and_plots_are_written(project):
+    text = (project / "reports/summary.md").read_text()
+    assert "(best)" in text and "paired t-test" in text
+    assert "Failed cells: 2 of 6 (broken-1, broken-2)" in text
+    curves = pd.read_csv(project / "reports/curves.csv")
+    trained = curves[curves["name"] == "train_loss"]
+    assert sorted(set(zip(trained["model"], trained["seed"], strict=True))) == [
+        ("tiny_a", 1), ("tiny_a", 2), ("tiny_b", 1), ("tiny_b", 2)]
+    assert "val_accuracy" in set(curves["name"])
+    for name in ("base_vs_finetuned", "training_curves"):
+        assert (project / f"reports/plots/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(path.name for path in (project / "reports/plots").iterdir()) == [
+        "base_vs_finetuned.png", "training_curves.png"]
 
 
 def test_snapshot_has_a_manifest_with_provenance(project):
