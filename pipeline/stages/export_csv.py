@@ -1,5 +1,7 @@
-"""Stage `export_csv`: one row per model x seed in reports/results.csv, per-model means, and
-a few test examples per model in reports/examples.md.
+"""Stage `export_csv`: one row per model x seed in reports/results.csv, the comparison of
+models across seeds (reports/summary.csv, reports/summary.md), the training curves
+(reports/curves.csv), figures in reports/plots/, and a few test examples per model in
+reports/examples.md.
 
 A cell that failed keeps its row, with status `failed` and the error; the other
 cells' results are kept.
@@ -7,21 +9,28 @@ cells' results are kept.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from pipeline.comparison import successful, summary_markdown, summary_table
 from pipeline.config import Params, cell_name
 from pipeline.errors import run_cli
 from pipeline.io import atomic_file, read_json
-from pipeline.paths import REPORTS_DIR, metrics_file, predictions_file
+from pipeline.paths import REPORTS_DIR, cell_dir, metrics_file, predictions_file
+from pipeline.plots import CURVE_COLUMNS, base_vs_finetuned, training_curves
 from pipeline.stages.common import FAILED, SUCCESS, load_experiment, read_manifest, setup_logging
 from pipeline.stages.final_eval import comparison
+from pipeline.stages.train import curve_points
 from pipeline.tasks.base import TaskAdapter
 
 RESULTS_FILE = REPORTS_DIR / "results.csv"
 SUMMARY_FILE = REPORTS_DIR / "summary.csv"
+SUMMARY_MARKDOWN_FILE = REPORTS_DIR / "summary.md"
+CURVES_FILE = REPORTS_DIR / "curves.csv"
+PLOTS_DIR = REPORTS_DIR / "plots"
 PER_LABEL_FILE = REPORTS_DIR / "per_label.csv"
 LABEL_DISTRIBUTION_FILE = REPORTS_DIR / "label_distribution.csv"
 EXAMPLES_FILE = REPORTS_DIR / "examples.md"
@@ -29,6 +38,7 @@ EXAMPLES_PER_MODEL = 3
 EXAMPLE_CELL_CHARS = 300  # articles are cut: the table is for reading at a glance
 PER_LABEL_COLUMNS = ["model", "seed", "stage", "label", "precision", "recall", "f1", "support"]
 TRAIN_COLUMNS = ("train_seconds", "train_samples_per_second", "steps", "best_validation_metric")
+log = logging.getLogger("export_csv")
 
 
 def read_record(stage: str, cell: str) -> dict[str, Any]:
@@ -100,16 +110,24 @@ def label_distribution_table(manifest: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["split", "label", "count", "share"])
 
 
-def summary_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample standard deviation over the successful seeds of each model."""
-    numeric = [column for column in results.columns
-               if column.startswith(("base_", "finetuned_", "improvement_", "lead_", "train_"))]
-    succeeded = results[results["status"] == SUCCESS]
-    grouped = succeeded.groupby("model", sort=False)[numeric].agg(["mean", "std"])
-    grouped.columns = [f"{column}_{statistic}" for column, statistic in grouped.columns]
-    counts = results.groupby("model", sort=False)["status"].agg(
-        seeds="size", failed=lambda status: int((status == FAILED).sum()))
-    return counts.join(grouped).reset_index()
+def curves_table(results: pd.DataFrame) -> pd.DataFrame:
+    """The training curves of every successful cell (training loss, validation metrics...),
+    one row per logged point, from the Trainer history that `train` keeps in curves.json."""
+    rows = []
+    for cell in successful(results).itertuples():
+        path = cell_dir(cell_name(cell.model, cell.seed)) / "curves.json"
+        if not path.is_file():
+            log.warning("%s is missing: no training curve for this cell", path)
+            continue
+        rows.extend({"model": cell.model, "seed": cell.seed, "step": step, "name": name,
+                     "value": value} for name, value, step in curve_points(read_json(path)))
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def validation_metrics(params: Params) -> dict[str, str]:
+    """The metric each model kept its best checkpoint by: the one its curves should show."""
+    return {model: params.model(model).training(params.train).metric_for_best_model
+            for model in params.models}
 
 
 def markdown_cell(value: Any) -> str:
@@ -141,15 +159,27 @@ def write_csv(table: pd.DataFrame, path: Path) -> None:
         table.to_csv(scratch, index=False, float_format="%.6g")
 
 
+def write_text(text: str, path: Path) -> None:
+    with atomic_file(path) as scratch:
+        scratch.write_text(text, encoding="utf-8")
+
+
 def main() -> None:
     params, task = load_experiment()
     results = results_table(params, task)
     write_csv(results, RESULTS_FILE)
     write_csv(summary_table(results), SUMMARY_FILE)
+    write_text(summary_markdown(results, task.metric_names, task.lower_is_better,
+                                f"Results: {params.experiment_name}"), SUMMARY_MARKDOWN_FILE)
+    curves = curves_table(results)
+    write_csv(curves, CURVES_FILE)
+    metric = task.metric_names[0]
+    base_vs_finetuned(results, metric, metric in task.lower_is_better,
+                      PLOTS_DIR / "base_vs_finetuned.png")
+    training_curves(curves, validation_metrics(params), PLOTS_DIR / "training_curves.png")
     write_csv(per_label_table(params), PER_LABEL_FILE)
     write_csv(label_distribution_table(read_manifest(params)), LABEL_DISTRIBUTION_FILE)
-    with atomic_file(EXAMPLES_FILE) as scratch:
-        scratch.write_text(examples_markdown(params), encoding="utf-8")
+    write_text(examples_markdown(params), EXAMPLES_FILE)
     print(results[["status", "model", "seed", *[c for c in results if c.startswith("finetuned_")]]]
           .to_string(index=False))
 

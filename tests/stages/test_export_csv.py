@@ -1,7 +1,29 @@
-from pipeline.stages.export_csv import EXAMPLE_CELL_CHARS, markdown_cell
+import json
+
+import pandas as pd
+
+from pipeline.stages.export_csv import EXAMPLE_CELL_CHARS, curves_table, markdown_cell
 
 
 def test_example_cells_are_one_line_escaped_and_cut():
     assert markdown_cell("a | b\nc") == "a \\| b c"
     long = markdown_cell("word " * 200)
     assert len(long) == EXAMPLE_CELL_CHARS and long.endswith("…")
+
+
+def test_curves_come_from_each_successful_cells_trainer_history(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    history = [{"loss": 0.7, "learning_rate": 1e-4, "epoch": 0.5, "step": 5},
+               {"eval_accuracy": 0.8, "eval_loss": 0.5, "epoch": 1.0, "step": 10}]
+    for cell in ("a-1", "b-1"):  # b-1 failed: its leftover curves are not read
+        (tmp_path / "models" / cell).mkdir(parents=True)
+        (tmp_path / "models" / cell / "curves.json").write_text(json.dumps(history))
+    results = pd.DataFrame({"status": ["success", "failed", "success"], "model": ["a", "b", "c"],
+                            "seed": [1, 1, 1]})
+    curves = curves_table(results)
+    assert set(curves["model"]) == {"a"}
+    points = {(name, step): value for name, step, value
+              in curves[["name", "step", "value"]].itertuples(index=False)}
+    assert points == {("train_loss", 5): 0.7, ("train_learning_rate", 5): 1e-4,
+                      ("val_accuracy", 10): 0.8, ("val_loss", 10): 0.5}
+    assert "models/c-1/curves.json is missing" in caplog.text
