@@ -13,6 +13,12 @@ from pathlib import Path
 from typing import Any
 
 
+def umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a scratch folder beside `target`; it replaces `target` only if the block succeeds."""
@@ -20,6 +26,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield scratch
+        scratch.chmod(0o777 & ~umask())  # mkdtemp makes it private; give it a normal mode
         if target.exists():
             shutil.rmtree(target)
         scratch.rename(target)
@@ -35,6 +42,7 @@ def atomic_file(target: Path) -> Iterator[Path]:
     os.close(handle)
     try:
         yield Path(scratch)
+        os.chmod(scratch, 0o666 & ~umask())  # mkstemp makes it private
         os.replace(scratch, target)
     finally:
         Path(scratch).unlink(missing_ok=True)

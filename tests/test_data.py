@@ -72,7 +72,7 @@ def test_train_fraction_takes_nested_stratified_shares_and_leaves_evaluation_who
     for splits in shares.values():
         assert splits["train"]["label"].eq("pos").mean() == pytest.approx(0.3, abs=0.01)
         assert splits["test"].equals(full["test"]) and splits["validation"].equals(full["validation"])
-    with pytest.raises(ConfigError, match="dataset.train_fraction: must be above 0"):
+    with pytest.raises(ConfigError, match=r"dataset\.train_fraction: must be above 0"):
         dataset_config(train_fraction=0)
 
 

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -164,9 +165,11 @@ def mlflow_server(project, seed_sweep):
     server.wait(timeout=30)
 
 
-def rest(url: str, endpoint: str, body: dict) -> dict:
-    request = urllib.request.Request(f"{url}/api/2.0/mlflow/{endpoint}", json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})
+def rest(url: str, endpoint: str, body: dict | None = None, **query: str) -> dict:
+    """MLflow's REST API: a POST with a JSON body, or a GET with query parameters."""
+    address = f"{url}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(query)}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(address, data, {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 
@@ -183,7 +186,7 @@ def chromium() -> str:
 def test_mlflow_ui_serves_the_runs_and_the_browser_shows_them(mlflow_server, tmp_path):
     browser = chromium()
     experiment = rest(mlflow_server, "experiments/get-by-name",
-                      {"experiment_name": EXPERIMENT_NAME})["experiment"]
+                      experiment_name=EXPERIMENT_NAME)["experiment"]
     runs = rest(mlflow_server, "runs/search", {"experiment_ids": [experiment["experiment_id"]],
                                                "filter": "tags.purpose = 'fine-tune'"})["runs"]
     names = {run["info"]["run_name"] for run in runs}

@@ -25,6 +25,7 @@ from pipeline.stages.common import FAILED, SUCCESS, load_experiment, read_manife
 from pipeline.stages.final_eval import comparison
 from pipeline.stages.train import curve_points
 from pipeline.tasks.base import TaskAdapter
+from pipeline.tracking import log_parent_run
 
 RESULTS_FILE = REPORTS_DIR / "results.csv"
 SUMMARY_FILE = REPORTS_DIR / "summary.csv"
@@ -164,6 +165,21 @@ def write_text(text: str, path: Path) -> None:
         scratch.write_text(text, encoding="utf-8")
 
 
+def track_results(params: Params, metric: str, results: pd.DataFrame,
+                  artifacts: list[Path]) -> None:
+    """The parent MLflow run of this table: its cells nested under it, the reports as
+    artifacts, each model's mean fine-tuned metric and gain. Tagged with this folder, so a
+    sweep (pipeline.sweep) finds the parent of each of its jobs."""
+    summary = summary_table(results).set_index("model")
+    means = {f"{model}.{kind}_{metric}_mean": summary.loc[model, f"{kind}_{metric}_mean"]
+             for model in summary.index for kind in ("finetuned", "improvement")
+             if f"{kind}_{metric}_mean" in summary}
+    log_parent_run(params, f"{params.experiment_name}: {len(results)} cells",
+                   results["mlflow_run_id"].dropna(), purpose="results",
+                   tags={"run_dir": str(Path.cwd().resolve())}, metrics=means,
+                   artifacts=artifacts)
+
+
 def main() -> None:
     params, task = load_experiment()
     results = results_table(params, task)
@@ -174,9 +190,11 @@ def main() -> None:
     curves = curves_table(results)
     write_csv(curves, CURVES_FILE)
     metric = task.metric_names[0]
-    base_vs_finetuned(results, metric, metric in task.lower_is_better,
-                      PLOTS_DIR / "base_vs_finetuned.png")
-    training_curves(curves, validation_metrics(params), PLOTS_DIR / "training_curves.png")
+    plots = [PLOTS_DIR / "base_vs_finetuned.png", PLOTS_DIR / "training_curves.png"]
+    base_vs_finetuned(results, metric, metric in task.lower_is_better, plots[0])
+    training_curves(curves, validation_metrics(params), plots[1])
+    track_results(params, metric, results,
+                  [RESULTS_FILE, SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, CURVES_FILE, *plots])
     write_csv(per_label_table(params), PER_LABEL_FILE)
     write_csv(label_distribution_table(read_manifest(params)), LABEL_DISTRIBUTION_FILE)
     write_text(examples_markdown(params), EXAMPLES_FILE)
