@@ -209,7 +209,8 @@ def paired_reading(paired: pd.DataFrame, best: str) -> str:
     beyond = others[others["p_value"] < SIGNIFICANCE]
     tested = others["p_value"].notna()
     if not tested.any():
-        found = "No model could be tested against the best (too few paired seeds)."
+        found = ("No model could be tested against the best (see the reading column: too few "
+                 "paired seeds, or the same difference on every seed).")
     elif beyond.empty:
         found = f"No model differs from {best} by more than the seed-to-seed noise."
     else:
