@@ -172,7 +172,7 @@ def test_smollm2_from_gguf_scores_news_with_a_plausible_perplexity(smollm2_proje
 def test_smollm2_run_in_mlflow_has_perplexities_and_samples(smollm2_project):
     client = MlflowClient(tracking_uri=f"sqlite:///{smollm2_project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("causal_lm/bbc_news")
-    (mlflow_run,) = client.search_runs([experiment.experiment_id])
+    (mlflow_run,) = client.search_runs([experiment.experiment_id], "tags.purpose = 'fine-tune'")
     assert mlflow_run.info.status == "FINISHED"
     assert {"base_perplexity", "finetuned_perplexity", "improvement_perplexity",
             "train_loss"} <= set(mlflow_run.data.metrics)

@@ -161,7 +161,7 @@ def test_snapshot_has_a_manifest_with_provenance(project):
 def test_every_cell_is_one_finished_mlflow_run(project):
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("text_classification/rotten_tomatoes")
-    runs = client.search_runs([experiment.experiment_id])
+    runs = client.search_runs([experiment.experiment_id], "tags.purpose = 'fine-tune'")
     assert sorted(run.info.run_name for run in runs) == [
         "broken-seed1", "broken-seed2", "tiny_a-seed1", "tiny_a-seed2", "tiny_b-seed1",
         "tiny_b-seed2"]
@@ -185,6 +185,24 @@ def test_every_cell_is_one_finished_mlflow_run(project):
         artifacts = {item.path for item in client.list_artifacts(run.info.run_id)}
         assert {"config.yaml", "report.json", f"{tags['model']}-{tags['seed']}.csv"} <= artifacts
         assert not any("safetensors" in path for path in artifacts)
+
+
+
+def test_the_results_table_is_a_parent_run_holding_every_cell(project):
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("text_classification/rotten_tomatoes")
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.purpose = 'results'")
+    assert parent.info.run_name == "e2e_tiny: 6 cells" and parent.info.status == "FINISHED"
+    assert parent.data.tags["run_dir"] == str(project.resolve())
+    cells = client.search_runs([experiment.experiment_id],
+                               f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    results = pd.read_csv(project / "reports/results.csv")
+    assert sorted(run.info.run_id for run in cells) == sorted(results["mlflow_run_id"])
+    summary = pd.read_csv(project / "reports/summary.csv").set_index("model")
+    assert parent.data.metrics["tiny_a.finetuned_accuracy_mean"] == pytest.approx(
+        summary.loc["tiny_a", "finetuned_accuracy_mean"], abs=1e-5)
+    artifacts = {item.path for item in client.list_artifacts(parent.info.run_id)}
+    assert {"results.csv", "summary.md", "base_vs_finetuned.png", "training_curves.png"} <= artifacts
 
 
 def test_secrets_in_the_environment_reach_no_output(project):
@@ -217,6 +235,13 @@ def test_failed_cells_alone_are_retried_once_fixed(project):
     assert stages_run(run(["dvc", "repro"], project).stdout) == ["export_csv"]
     results = pd.read_csv(project / "reports/results.csv")
     assert list(results["status"]) == ["success"] * 6
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("text_classification/rotten_tomatoes")
+    latest = client.search_runs([experiment.experiment_id], "tags.purpose = 'results'",
+                                order_by=["attributes.start_time DESC"])[0]
+    nested = client.search_runs([experiment.experiment_id],
+                                f"tags.mlflow.parentRunId = '{latest.info.run_id}'")
+    assert sorted(run.info.run_id for run in nested) == sorted(results["mlflow_run_id"])
 
 
 def test_predict_prints_a_label_and_score(project):
@@ -273,7 +298,7 @@ def test_token_classification_fills_results_per_label_and_mlflow(ner_project):
     assert "B-PER" in set(distribution["label"]) and "I-PER" in set(distribution["label"])
     client = MlflowClient(tracking_uri=f"sqlite:///{ner_project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("token_classification/conll2003")
-    (mlflow_run,) = client.search_runs([experiment.experiment_id])
+    (mlflow_run,) = client.search_runs([experiment.experiment_id], "tags.purpose = 'fine-tune'")
     assert "finetuned_PER_f1" in mlflow_run.data.metrics
     assert mlflow_run.data.metrics["finetuned_f1"] == pytest.approx(
         results["finetuned_f1"].item(), abs=1e-5)

@@ -34,7 +34,7 @@ def test_two_queued_experiments_share_one_mlflow_store(tmp_path):
 
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("text_classification/rotten_tomatoes")
-    runs = client.search_runs([experiment.experiment_id])
+    runs = client.search_runs([experiment.experiment_id], "tags.purpose = 'fine-tune'")
     assert sorted(float(r.data.params["train.learning_rate"]) for r in runs) == [1e-4, 3e-4]
     assert all(r.info.status == "FINISHED" and r.data.tags.get("dvc_experiment") for r in runs)
     assert all("finetuned_accuracy" in r.data.metrics for r in runs)

@@ -114,7 +114,7 @@ def test_bleu_in_results_equals_the_sacrebleu_command_line_on_the_exported_predi
 def test_translation_run_in_mlflow_has_scores_signature_and_predictions(translation_project):
     client = MlflowClient(tracking_uri=f"sqlite:///{translation_project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("translation/multi30k")
-    (mlflow_run,) = client.search_runs([experiment.experiment_id])
+    (mlflow_run,) = client.search_runs([experiment.experiment_id], "tags.purpose = 'fine-tune'")
     assert mlflow_run.info.status == "FINISHED"
     assert {"base_bleu", "finetuned_bleu", "improvement_chrf", "finetuned_gen_words"} <= set(
         mlflow_run.data.metrics)

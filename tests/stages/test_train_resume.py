@@ -86,7 +86,8 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     assert not (interrupted / "checkpoints/tiny-1").exists()
     client = MlflowClient(tracking_uri=f"sqlite:///{interrupted / 'mlflow.db'}")
     (mlflow_run,) = client.search_runs(
-        [client.get_experiment_by_name("text_classification/rotten_tomatoes").experiment_id])
+        [client.get_experiment_by_name("text_classification/rotten_tomatoes").experiment_id],
+        "tags.purpose = 'fine-tune'")
     assert mlflow_run.info.status == "FINISHED"
     assert mlflow_run.info.run_id == train["mlflow_run_id"]
 
