@@ -22,14 +22,15 @@ from pipeline.comparison import summary_markdown, summary_table
 from pipeline.config import PARAMS_FILE, Params, load_params
 from pipeline.io import atomic_file
 from pipeline.paths import REPORTS_DIR
-from pipeline.plots import base_vs_finetuned, metric_over_setting
-from pipeline.stages.export_csv import RESULTS_FILE, write_csv
+from pipeline.plots import CURVE_COLUMNS, base_vs_finetuned, metric_over_setting, training_curves
+from pipeline.stages.export_csv import CURVES_FILE, RESULTS_FILE, validation_metrics, write_csv
 from pipeline.tasks import get_task
 from pipeline.tracking import client, experiment_name, log_parent_run
 
 log = logging.getLogger("pipeline.sweep")
 
 SEED_KEYS = ("seeds",)
+MAX_CURVE_ROWS = 12  # one row of panels per model and setting: more would not be readable
 OVERRIDES_FILE = Path(".hydra/overrides.yaml")
 
 
@@ -61,6 +62,7 @@ def sweep_results(sweep_dir: Path) -> tuple[pd.DataFrame, list[str]]:
         table = pd.read_csv(job / RESULTS_FILE)
         setting = " ".join(f"{key}={values.get(key, '')}" for key in keys)
         table.insert(0, "job", job.name)
+        table["job_dir"] = str(job)
         for key in keys:
             table[key] = values.get(key)
         table["setting"] = setting
@@ -68,6 +70,23 @@ def sweep_results(sweep_dir: Path) -> tuple[pd.DataFrame, list[str]]:
         table["model"] = (table["model"] + " " + setting).str.strip()
         tables.append(table)
     return pd.concat(tables, ignore_index=True), keys
+
+
+def sweep_curves(results: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Every job's training curves, models named as in the sweep's results, and the
+    validation metric each one kept its best checkpoint by."""
+    tables, validation = [], {}
+    for job, setting in results.groupby("job", sort=False)["setting"].first().items():
+        job_dir = Path(results.loc[results["job"] == job, "job_dir"].iloc[0])
+        label = {model: f"{model} {setting}".strip() for model in results["model_name"]}
+        metrics = validation_metrics(load_params(job_dir / PARAMS_FILE))
+        validation.update({label[model]: metric for model, metric in metrics.items()
+                           if model in label})
+        if (job_dir / CURVES_FILE).is_file():
+            table = pd.read_csv(job_dir / CURVES_FILE)
+            tables.append(table.assign(model=table["model"].map(label)))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
+        columns=CURVE_COLUMNS), validation
 
 
 def numeric(values: pd.Series) -> pd.Series | None:
@@ -89,6 +108,10 @@ def write_reports(results: pd.DataFrame, keys: list[str], params: Params,
                                             f"Sweep {folder.name}: {params.experiment_name}"),
                            encoding="utf-8")
     base_vs_finetuned(results, main_metric, lower, paths[3])
+    curves, validation = sweep_curves(results)
+    if curves["model"].nunique() <= MAX_CURVE_ROWS:
+        paths.append(folder / REPORTS_DIR / "plots/training_curves.png")
+        training_curves(curves, validation, paths[-1])
     if len(keys) == 1 and (values := numeric(results[keys[0]])) is not None:
         curve = results.assign(setting=values, model=results["model_name"])
         paths.append(folder / REPORTS_DIR / f"plots/{main_metric}_over_{keys[0]}.png")

@@ -101,7 +101,8 @@ def test_sweep_report_pools_the_jobs_and_compares_the_models(seed_sweep):
         pytest.approx(tiny_a.mean(), abs=1e-6)
     markdown = (seed_sweep / "reports/summary.md").read_text()
     assert "tiny_a" in markdown and "p" in markdown
-    assert (seed_sweep / "reports/plots/base_vs_finetuned.png").stat().st_size > 10_000
+    for plot in ("base_vs_finetuned", "training_curves"):
+        assert (seed_sweep / f"reports/plots/{plot}.png").stat().st_size > 10_000
 
 
 def test_mlflow_nests_cells_under_their_job_and_jobs_under_the_sweep(project, seed_sweep):
