@@ -136,4 +136,7 @@ def test_predict_fills_each_mask_and_keeps_the_other_words(minilm_dir, tokenizer
     model = AutoModelForMaskedLM.from_pretrained(minilm_dir).eval()
     (result,) = masked_lm().predict(["the movie was [MASK] and long ."], model, tokenizer)
     assert "[MASK]" not in result["output"]
-    assert result["output"].startswith("the movie was ") and result["output"].endswith("and long.")
+    # the head is untrained (random): a word piece ("##side") joins the word before it
+    squeezed = result["output"].replace(" ", "")
+    assert squeezed.startswith("themoviewas") and squeezed.endswith("andlong.")
+    assert len(squeezed) > len("themoviewasandlong.")
