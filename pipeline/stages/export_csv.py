@@ -165,12 +165,12 @@ def write_text(text: str, path: Path) -> None:
         scratch.write_text(text, encoding="utf-8")
 
 
-def track_results(params: Params, metric: str, results: pd.DataFrame,
+def track_results(params: Params, metric: str, results: pd.DataFrame, summary: pd.DataFrame,
                   artifacts: list[Path]) -> None:
     """The parent MLflow run of this table: its cells nested under it, the reports as
     artifacts, each model's mean fine-tuned metric and gain. Tagged with this folder, so a
     sweep (pipeline.sweep) finds the parent of each of its jobs."""
-    summary = summary_table(results).set_index("model")
+    summary = summary.set_index("model")
     means = {f"{model}.{kind}_{metric}_mean": summary.loc[model, f"{kind}_{metric}_mean"]
              for model in summary.index for kind in ("finetuned", "improvement")
              if f"{kind}_{metric}_mean" in summary}
@@ -184,7 +184,8 @@ def main() -> None:
     params, task = load_experiment()
     results = results_table(params, task)
     write_csv(results, RESULTS_FILE)
-    write_csv(summary_table(results), SUMMARY_FILE)
+    summary = summary_table(results)
+    write_csv(summary, SUMMARY_FILE)
     write_text(summary_markdown(results, task.metric_names, task.lower_is_better,
                                 f"Results: {params.experiment_name}"), SUMMARY_MARKDOWN_FILE)
     curves = curves_table(results)
@@ -193,7 +194,7 @@ def main() -> None:
     plots = [PLOTS_DIR / "base_vs_finetuned.png", PLOTS_DIR / "training_curves.png"]
     base_vs_finetuned(results, metric, metric in task.lower_is_better, plots[0])
     training_curves(curves, validation_metrics(params), plots[1])
-    track_results(params, metric, results,
+    track_results(params, metric, results, summary,
                   [RESULTS_FILE, SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, CURVES_FILE, *plots])
     write_csv(per_label_table(params), PER_LABEL_FILE)
     write_csv(label_distribution_table(read_manifest(params)), LABEL_DISTRIBUTION_FILE)
