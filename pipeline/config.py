@@ -217,6 +217,10 @@ class TrainConfig:
     dataloader_workers: int = 0
     #: Weight the loss by inverse label frequency in the training split.
     class_weighted_loss: bool = False
+    #: Train in `processes` processes on this machine, started by torchrun or `accelerate
+    #: launch`; `batch_size` stays the global batch, split evenly between them.
+    launcher: Literal["none", "torchrun", "accelerate"] = "none"
+    processes: int = 1
 
     def validate(self, where: str) -> None:
         _check(self.epochs > 0 or self.max_steps > 0,
@@ -237,6 +241,18 @@ class TrainConfig:
         _check(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
                f"{where}.early_stopping_patience: must be at least 1, or null to disable")
         _check(self.dataloader_workers >= 0, f"{where}.dataloader_workers: must be >= 0")
+        self._check_processes(where)
+
+    def _check_processes(self, where: str) -> None:
+        """A global batch that cannot be split evenly would change what one step learns from."""
+        _check(self.processes >= 1, f"{where}.processes: must be at least 1, got {self.processes}")
+        _check(self.launcher != "none" or self.processes == 1,
+               f"{where}.processes: {self.processes} processes need a launcher; set "
+               f"{where}.launcher to torchrun or accelerate, or processes to 1")
+        _check(self.batch_size % self.processes == 0,
+               f"{where}.batch_size: {self.batch_size} is the global batch, split evenly between "
+               f"{self.processes} processes; make it a multiple of {self.processes} (e.g. "
+               f"{max(1, round(self.batch_size / self.processes)) * self.processes})")
 
 
 @dataclass(frozen=True)

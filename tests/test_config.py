@@ -187,3 +187,26 @@ def test_the_pretraining_run_keeps_the_checkpoint_with_the_lowest_validation_los
     with pytest.raises(ConfigError, match="pretraining.nope: no such entry; configured: "
                                           r"\['bbc_bert'\]"):
         params.pretraining_entry("nope")
+
+
+@pytest.mark.parametrize(("dotted", "value", "message"), [
+    ("train.processes", 0, "train.processes: must be at least 1, got 0"),
+    ("train.processes", 2, "train.processes: 2 processes need a launcher; set train.launcher to "
+                           "torchrun or accelerate, or processes to 1"),
+    ("train.launcher", "mpirun", "train.launcher: 'mpirun' is not allowed; choose one of "
+                                 "['none', 'torchrun', 'accelerate']"),
+    ("models.minilm.train", {"launcher": "torchrun", "processes": 3},
+     "models.minilm.train.batch_size: 32 is the global batch, split evenly between 3 processes; "
+     "make it a multiple of 3 (e.g. 33)"),
+])
+def test_bad_multiprocess_training_settings_are_named(default_params, dotted, value, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_params(with_change(default_params, dotted, value))
+
+
+def test_one_process_without_a_launcher_is_the_default_and_batch_size_is_global(default_params):
+    params = parse_params(with_change(default_params, "models.minilm.train",
+                                      {"launcher": "accelerate", "processes": 4}))
+    assert (params.train.launcher, params.train.processes) == ("none", 1)
+    minilm = params.model("minilm").training(params.train)
+    assert (minilm.launcher, minilm.processes, minilm.batch_size) == ("accelerate", 4, 32)

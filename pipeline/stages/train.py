@@ -8,6 +8,10 @@ Checkpoints go to checkpoints/<model>-<seed>/, outside DVC's outputs (which DVC
 deletes before a stage runs): a run killed mid-training resumes from the last one
 when the cell's settings and data are unchanged, and logs to the same MLflow run.
 They are removed once the cell has finished.
+
+With `train.launcher` set, this process starts `train.processes` copies of itself through
+torchrun or `accelerate launch` (pipeline/launch.py) and waits for them; rank 0 writes the
+outputs.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers import EarlyStoppingCallback, Trainer, TrainerState, TrainingArguments
+from transformers.trainer_utils import TrainOutput
 
+from pipeline import launch
 from pipeline.config import TrainConfig
-from pipeline.errors import run_cli
+from pipeline.errors import ConfigError, run_cli
 from pipeline.io import atomic_dir, read_json, write_json
 from pipeline.modeling import build_model, precision_flags, weights_identity
 from pipeline.paths import cell_dir, checkpoint_dir, metrics_file
@@ -48,14 +54,15 @@ log = logging.getLogger(STAGE)
 
 
 def training_arguments(cfg: TrainConfig, output_dir: Path, seed: int, task: TaskAdapter,
-                       loss_only: bool) -> TrainingArguments:
+                       loss_only: bool, launched: bool = False) -> TrainingArguments:
     """`loss_only`: validation measures the loss alone, so Trainer need not gather the
-    logits (for a seq2seq model, length x vocabulary floats per example)."""
+    logits (for a seq2seq model, length x vocabulary floats per example). `launched`: one of
+    `cfg.processes` workers, each taking its share of the global batch."""
     return TrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
+        per_device_train_batch_size=cfg.batch_size // cfg.processes if launched else cfg.batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size,
         learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay,
@@ -81,6 +88,7 @@ def training_arguments(cfg: TrainConfig, output_dir: Path, seed: int, task: Task
         data_seed=seed,
         report_to="none",
         **precision_flags(cfg.precision),
+        **(launch.distributed_flags() if launched else {}),
     )
 
 
@@ -145,8 +153,9 @@ def resumable_run(folder: Path, identity: str) -> str | None:
     return None
 
 
-def train(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], output: Path, run_id: str,
-          resume: bool) -> dict[str, Any]:
+def fit(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], resume: bool,
+        launched: bool) -> tuple[Trainer, TrainOutput, float]:
+    """Train (every worker runs this); return the trainer, its result and the seconds taken."""
     splits, tokenizer = load_tokenized(cell.model)
     model = build_model(cell.task, cell.model_config, manifest, tokenizer, cell.seed,
                         cell.where)
@@ -157,7 +166,7 @@ def train(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], output: Path, 
     trainer = Trainer(
         model=model,
         args=training_arguments(cfg, checkpoint_dir(cell.name), cell.seed, cell.task,
-                                loss_only=compute_metrics is None),
+                                loss_only=compute_metrics is None, launched=launched),
         train_dataset=splits["train"],
         eval_dataset=splits["validation"],
         data_collator=cell.task.collator(tokenizer),
@@ -166,34 +175,66 @@ def train(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], output: Path, 
         compute_loss_func=class_weighted_loss(manifest) if cfg.class_weighted_loss else None,
         callbacks=callbacks,
     )
+    check_world_size(cfg, trainer.args.world_size, launched)
     started = time.perf_counter()
-    if resume:
-        log.info("%s: resuming from the last checkpoint in %s", cell.name,
-                 checkpoint_dir(cell.name))
     result = trainer.train(resume_from_checkpoint=resume or None)
-    seconds = time.perf_counter() - started
-    trainer.save_model(str(output / "model"))
-    history = trainer.state.log_history
-    write_json(output / "curves.json", history)
-    log_metrics(cell.params, run_id, curve_points(history))
+    return trainer, result, time.perf_counter() - started
+
+
+def check_world_size(cfg: TrainConfig, world_size: int, launched: bool) -> None:
+    """A launcher misconfigured elsewhere (an accelerate config file) could start workers that
+    each train alone on all the data: refuse rather than train `processes` times over."""
+    expected = cfg.processes if launched else 1
+    if world_size != expected:
+        raise ConfigError(f"train.launcher: expected {expected} training process(es) working "
+                          f"together, but Trainer sees {world_size}; check the {cfg.launcher} "
+                          "settings outside this pipeline (environment, accelerate config)")
+
+
+def summary_of(cfg: TrainConfig, state: TrainerState, result: TrainOutput, seconds: float,
+               run_id: str, processes: int) -> dict[str, Any]:
+    """The cell's training record: metrics/train/<cell>.json and models/<cell>/train.json."""
     return {
         "status": SUCCESS,
         "mlflow_run_id": run_id,
         "train_seconds": round(seconds, 2),
         "train_samples_per_second": round(result.metrics["train_samples_per_second"], 3),
         "train_loss": result.metrics["train_loss"],
-        "steps": trainer.state.global_step,
-        "epochs": trainer.state.epoch,
-        "best_validation_metric": trainer.state.best_metric,
+        "steps": state.global_step,
+        "epochs": state.epoch,
+        "best_validation_metric": state.best_metric,
         "metric_for_best_model": cfg.metric_for_best_model,
         "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "processes": processes,
     }
+
+
+def train_and_save(cell: Cell, manifest: dict[str, Any], run_id: str, resume: bool,
+                   launched: bool) -> None:
+    """Train; the main process (rank 0 of several) writes the model, curves and metrics and
+    logs the curves to MLflow, the others only train."""
+    cfg = cell.training
+    trainer, result, seconds = fit(cell, cfg, manifest, resume, launched)
+    if not trainer.is_world_process_zero():
+        return
+    summary = summary_of(cfg, trainer.state, result, seconds, run_id, trainer.args.world_size)
+    with atomic_dir(cell_dir(cell.name)) as scratch:
+        trainer.save_model(str(scratch / "model"))
+        write_json(scratch / "curves.json", trainer.state.log_history)
+        log_metrics(cell.params, run_id, curve_points(trainer.state.log_history))
+        write_json(scratch / "train.json", summary)
+    write_json(metrics_file(STAGE, cell.name), summary)
 
 
 def main() -> None:
     cell = parse_cell(__doc__)
-    cfg = cell.training
     manifest = read_manifest(cell.params)
+    handoff = launch.worker_handoff()
+    if handoff is not None:
+        launch.run_as_worker(handoff, lambda: train_and_save(
+            cell, manifest, handoff.mlflow_run_id, handoff.resume, launched=True))
+        return
+    cfg = cell.training
     checkpoints = checkpoint_dir(cell.name)
     identity = fingerprint(cell, cfg, manifest)
     run_id = resumable_run(checkpoints, identity)
@@ -201,13 +242,16 @@ def main() -> None:
     if run_id is None:
         run_id = start_cell_run(cell.params, cell.model, cell.seed, logged_params(cell, cfg))
         write_json(checkpoints / RESUME_FILE, {"fingerprint": identity, "mlflow_run_id": run_id})
+    else:
+        log.info("%s: resuming from the last checkpoint in %s", cell.name, checkpoints)
     record = metrics_file(STAGE, cell.name)
 
     def body() -> None:
-        with atomic_dir(cell_dir(cell.name)) as scratch:
-            summary = train(cell, cfg, manifest, scratch, run_id, resume)
-            write_json(scratch / "train.json", summary)
-        write_json(record, summary)
+        if cfg.launcher == "none":
+            train_and_save(cell, manifest, run_id, resume, launched=False)
+        else:
+            launch.run_workers(cfg, f"{cell.where}.train", "pipeline.stages.train",
+                               ["--model", cell.model, "--seed", str(cell.seed)], run_id, resume)
         shutil.rmtree(checkpoints, ignore_errors=True)
 
     def on_failure(failure: dict[str, Any]) -> None:
