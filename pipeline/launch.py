@@ -69,11 +69,17 @@ def launcher_command(cfg: TrainConfig, module: str, arguments: list[str]) -> lis
     return [sys.executable, "-m", *launcher, "-m", module, *arguments]
 
 
+def available_cores() -> int:
+    """The cores this process may run on (a container or `taskset` may allow fewer than the
+    machine has)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores or 1
+
+
 def threads_per_process(processes: int) -> int:
     """The cores this process may use, shared between the workers: torchrun's default of one
     thread each leaves cores idle when there are more cores than processes."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // processes)
+    return max(1, available_cores() // processes)
 
 
 def check_devices(cfg: TrainConfig, where: str) -> None:

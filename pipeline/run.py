@@ -35,6 +35,7 @@ from pipeline.compose import checked_params
 from pipeline.config import PARAMS_FILE
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_file
+from pipeline.launch import available_cores, threads_per_process
 from pipeline.paths import PRETRAINED_DIR, pretrained_dir
 from pipeline.stages.common import SUCCESS
 from pipeline.stages.export_csv import RESULTS_FILE
@@ -105,13 +106,27 @@ def make_job_project(job_dir: Path, root: Path, params_text: str) -> None:
         scratch.write_text(params_text, encoding="utf-8")
 
 
-def job_environment(root: Path, configured_uri: str | None) -> dict[str, str]:
-    """This repository's MLflow store (the job folder is not the repository) and the Python
-    that runs this command."""
+def job_environment(root: Path, configured_uri: str | None, parallel_jobs: int) -> dict[str, str]:
+    """This repository's MLflow store (the job folder is not the repository), the Python that
+    runs this command, and each job's share of the cores when several run at once: PyTorch
+    otherwise starts a thread per core in every job, and threads that keep losing their core
+    to another job's wait for each other at every operation."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     if not configured_uri and not env.get("MLFLOW_TRACKING_URI"):
         env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    if parallel_jobs > 1 and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(threads_per_process(parallel_jobs))
     return env
+
+
+def parallel_jobs(launcher: DictConfig) -> int:
+    """How many jobs the launcher runs at once on this machine: joblib's n_jobs (negative
+    counts back from the number of cores, -1 = one per core); other launchers run one at a
+    time here (submitit_slurm jobs each get their own machine's cores)."""
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return 1
+    n_jobs = launcher.get("n_jobs") or -1
+    return n_jobs if n_jobs > 0 else max(1, available_cores() + 1 + n_jobs)
 
 
 def validation_objective(job_dir: Path) -> float:
@@ -125,12 +140,12 @@ def validation_objective(job_dir: Path) -> float:
     return float(succeeded["best_validation_metric"].mean())
 
 
-def run_job(cfg: DictConfig, root: Path, job_dir: Path) -> float:
+def run_job(cfg: DictConfig, root: Path, job_dir: Path, parallel: int = 1) -> float:
     raw = anchored(OmegaConf.to_container(cfg, resolve=True), root)
     params_text = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
     params = checked_params(params_text, f"job {job_dir}")
     make_job_project(job_dir, root, params_text)
-    env = job_environment(root, params.tracking.tracking_uri)
+    env = job_environment(root, params.tracking.tracking_uri, parallel)
     with FileLock(root / PREPARE_LOCK):
         run_dvc(["repro", "--glob", *PREPARE_TARGETS], job_dir, env, job_dir / REPRO_LOG)
     run_dvc(["repro"], job_dir, env, job_dir / REPRO_LOG)
@@ -143,7 +158,9 @@ def run_job(cfg: DictConfig, root: Path, job_dir: Path) -> float:
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
-    return run_job(cfg, Path.cwd(), Path(HydraConfig.get().runtime.output_dir))
+    hydra_cfg = HydraConfig.get()
+    return run_job(cfg, Path.cwd(), Path(hydra_cfg.runtime.output_dir),
+                   parallel_jobs(hydra_cfg.launcher))
 
 
 if __name__ == "__main__":
