@@ -201,6 +201,12 @@ def test_the_results_table_is_a_parent_run_holding_every_cell(project):
     summary = pd.read_csv(project / "reports/summary.csv").set_index("model")
     assert parent.data.metrics["tiny_a.finetuned_accuracy_mean"] == pytest.approx(
         summary.loc["tiny_a", "finetuned_accuracy_mean"], abs=1e-5)
+    headline = json.loads((project / "reports/metrics.json").read_text())
+    assert headline["tiny_a"]["finetuned_accuracy_ci95_low"] == pytest.approx(
+        summary.loc["tiny_a", "finetuned_accuracy_ci95_low"], abs=1e-5)
+    assert parent.data.metrics["tiny_a.finetuned_accuracy_ci95_low"] == pytest.approx(
+        headline["tiny_a"]["finetuned_accuracy_ci95_low"])
+    assert headline["broken"] == {"seeds_ok": 0}
     artifacts = {item.path for item in client.list_artifacts(parent.info.run_id)}
     assert {"results.csv", "summary.md", "base_vs_finetuned.png", "training_curves.png"} <= artifacts
 

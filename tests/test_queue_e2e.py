@@ -3,8 +3,10 @@ store, in the user's repository (not in DVC's temporary copies), without losing 
 
 from __future__ import annotations
 
+import io
 import time
 
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -15,6 +17,8 @@ pytestmark = pytest.mark.e2e
 
 QUICK_EXPERIMENT = RESUME_EXPERIMENT.replace("epochs: 4", "epochs: 1")
 RATES = ("1e-4", "3e-4")
+#: README's `dvc exp show` view: drop every column but these.
+SHORT_VIEW_DROP = r"(?!Experiment|Created|seeds|dataset\.|train\.|models\.|.*_mean$)"
 
 
 def test_two_queued_experiments_share_one_mlflow_store(tmp_path):
@@ -38,5 +42,20 @@ def test_two_queued_experiments_share_one_mlflow_store(tmp_path):
     assert sorted(float(r.data.params["train.learning_rate"]) for r in runs) == [1e-4, 3e-4]
     assert all(r.info.status == "FINISHED" and r.data.tags.get("dvc_experiment") for r in runs)
     assert all("finetuned_accuracy" in r.data.metrics for r in runs)
-    shown = run(["dvc", "exp", "show", "--csv"], root).stdout
-    assert shown.count("e2e_tiny") >= 2
+    parents = client.search_runs([experiment.experiment_id], "tags.purpose = 'results'")
+    assert sorted(p.data.tags["dvc_experiment"] for p in parents) == sorted(
+        r.data.tags["dvc_experiment"] for r in runs)
+    for parent in parents:
+        (cell,) = client.search_runs([experiment.experiment_id],
+                                     f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        assert cell.data.tags["dvc_experiment"] == parent.data.tags["dvc_experiment"]
+
+    # the short view the README gives: what differs, and each model's means over its seeds
+    shown = pd.read_csv(io.StringIO(run(["dvc", "exp", "show", "--csv", "--only-changed", "--drop",
+                                         SHORT_VIEW_DROP], root).stdout))
+    assert not [column for column in shown if column.startswith("metrics/")], list(shown.columns)
+    assert {"models.tiny.train.learning_rate", "tiny.finetuned_accuracy_mean"} <= set(shown.columns)
+    queued = shown[shown["Experiment"].isin([p.data.tags["dvc_experiment"] for p in parents])]
+    assert len(queued) == 2, shown
+    assert sorted(queued["tiny.finetuned_accuracy_mean"].astype(float)) == pytest.approx(sorted(
+        p.data.metrics["tiny.finetuned_accuracy_mean"] for p in parents), abs=1e-5)

@@ -18,7 +18,7 @@ import pandas as pd
 from pipeline.comparison import successful, summary_markdown, summary_table
 from pipeline.config import Params, cell_name
 from pipeline.errors import run_cli
-from pipeline.io import atomic_file, read_json
+from pipeline.io import atomic_file, read_json, write_json
 from pipeline.paths import REPORTS_DIR, cell_dir, metrics_file, predictions_file
 from pipeline.plots import CURVE_COLUMNS, base_vs_finetuned, training_curves
 from pipeline.stages.common import FAILED, SUCCESS, load_experiment, read_manifest, setup_logging
@@ -30,6 +30,8 @@ from pipeline.tracking import log_parent_run
 RESULTS_FILE = REPORTS_DIR / "results.csv"
 SUMMARY_FILE = REPORTS_DIR / "summary.csv"
 SUMMARY_MARKDOWN_FILE = REPORTS_DIR / "summary.md"
+HEADLINE_FILE = REPORTS_DIR / "metrics.json"
+HEADLINE_STATS = ("mean", "std", "ci95_low", "ci95_high")
 CURVES_FILE = REPORTS_DIR / "curves.csv"
 PLOTS_DIR = REPORTS_DIR / "plots"
 PER_LABEL_FILE = REPORTS_DIR / "per_label.csv"
@@ -165,18 +167,29 @@ def write_text(text: str, path: Path) -> None:
         scratch.write_text(text, encoding="utf-8")
 
 
-def track_results(params: Params, metric: str, results: pd.DataFrame, summary: pd.DataFrame,
+def headline_metrics(summary: pd.DataFrame, metric: str) -> dict[str, dict[str, float]]:
+    """Each model's main metric over its seeds (base, fine-tuned, gain: mean, std, 95% CI):
+    reports/metrics.json, the columns `dvc exp show` compares experiments by (the per-cell
+    metric files are too many to read there), and the parent MLflow run's metrics."""
+    headline = {}
+    for row in summary.to_dict("records"):
+        figures = {f"{kind}_{metric}_{stat}": float(row[f"{kind}_{metric}_{stat}"])
+                   for kind in ("base", "finetuned", "improvement") for stat in HEADLINE_STATS
+                   if f"{kind}_{metric}_{stat}" in row and pd.notna(row[f"{kind}_{metric}_{stat}"])}
+        headline[row["model"]] = {"seeds_ok": int(row["seeds"] - row["failed"]), **figures}
+    return headline
+
+
+def track_results(params: Params, results: pd.DataFrame, headline: dict[str, dict[str, float]],
                   artifacts: list[Path]) -> None:
     """The parent MLflow run of this table: its cells nested under it, the reports as
-    artifacts, each model's mean fine-tuned metric and gain. Tagged with this folder, so a
+    artifacts, the headline metrics as `<model>.<figure>`. Tagged with this folder, so a
     sweep (pipeline.sweep) finds the parent of each of its jobs."""
-    summary = summary.set_index("model")
-    means = {f"{model}.{kind}_{metric}_mean": summary.loc[model, f"{kind}_{metric}_mean"]
-             for model in summary.index for kind in ("finetuned", "improvement")
-             if f"{kind}_{metric}_mean" in summary}
+    metrics = {f"{model}.{name}": value for model, figures in headline.items()
+               for name, value in figures.items()}
     log_parent_run(params, f"{params.experiment_name}: {len(results)} cells",
                    results["mlflow_run_id"].dropna(), purpose="results",
-                   tags={"run_dir": str(Path.cwd().resolve())}, metrics=means,
+                   tags={"run_dir": str(Path.cwd().resolve())}, metrics=metrics,
                    artifacts=artifacts)
 
 
@@ -194,8 +207,10 @@ def main() -> None:
     plots = [PLOTS_DIR / "base_vs_finetuned.png", PLOTS_DIR / "training_curves.png"]
     base_vs_finetuned(results, metric, metric in task.lower_is_better, plots[0])
     training_curves(curves, validation_metrics(params), plots[1])
-    track_results(params, metric, results, summary,
-                  [RESULTS_FILE, SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, CURVES_FILE, *plots])
+    headline = headline_metrics(summary, metric)
+    write_json(HEADLINE_FILE, headline)
+    track_results(params, results, headline,
+                  [RESULTS_FILE, SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, CURVES_FILE, HEADLINE_FILE, *plots])
     write_csv(per_label_table(params), PER_LABEL_FILE)
     write_csv(label_distribution_table(read_manifest(params)), LABEL_DISTRIBUTION_FILE)
     write_text(examples_markdown(params), EXAMPLES_FILE)

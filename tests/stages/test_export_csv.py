@@ -1,8 +1,10 @@
 import json
 
 import pandas as pd
+import pytest
 
-from pipeline.stages.export_csv import EXAMPLE_CELL_CHARS, curves_table, markdown_cell
+from pipeline.comparison import summary_table
+from pipeline.stages.export_csv import EXAMPLE_CELL_CHARS, curves_table, headline_metrics, markdown_cell
 
 
 def test_example_cells_are_one_line_escaped_and_cut():
@@ -27,3 +29,26 @@ def test_curves_come_from_each_successful_cells_trainer_history(tmp_path, monkey
     assert points == {("train_loss", 5): 0.7, ("train_learning_rate", 5): 1e-4,
                       ("val_accuracy", 10): 0.8, ("val_loss", 10): 0.5}
     assert "models/c-1/curves.json is missing" in caplog.text
+
+
+def test_headline_metrics_are_the_summarys_main_metric_per_model():
+    results = pd.DataFrame({
+        "status": ["success", "success", "success", "failed", "failed"],
+        "model": ["a", "a", "a", "b", "b"], "seed": [1, 2, 3, 1, 2],
+        "base_accuracy": [0.5, 0.4, 0.6, None, None],
+        "finetuned_accuracy": [0.8, 0.9, 0.7, None, None],
+        "improvement_accuracy": [0.3, 0.5, 0.1, None, None],
+        "finetuned_loss": [0.1, 0.2, 0.3, None, None],
+    })
+    headline = headline_metrics(summary_table(results), "accuracy")
+    assert headline["b"] == {"seeds_ok": 0}  # nothing to average: no NaN in the JSON
+    a = headline["a"]
+    assert a["seeds_ok"] == 3
+    assert a["finetuned_accuracy_mean"] == pytest.approx(0.8)
+    assert a["finetuned_accuracy_std"] == pytest.approx(0.1)
+    assert a["base_accuracy_mean"] == pytest.approx(0.5)
+    assert a["improvement_accuracy_mean"] == pytest.approx(0.3)
+    # t(0.975, 2) = 4.302653: the interval is mean -+ t * std / sqrt(3)
+    assert a["finetuned_accuracy_ci95_low"] == pytest.approx(0.8 - 4.302653 * 0.1 / 3 ** 0.5)
+    assert not any("loss" in key for key in a)
+    json.dumps(headline, allow_nan=False)
