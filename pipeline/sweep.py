@@ -10,6 +10,7 @@ data_size_curve), the fine-tuned metric is also plotted against it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,9 @@ def write_reports(results: pd.DataFrame, keys: list[str], params: Params,
     return paths
 
 
-def children(params: Params, results: pd.DataFrame, job_dirs: list[Path]) -> list[str]:
-    """Each job's own parent run (export_csv's, found by its folder), or the job's cells
+def children(params: Params, results: pd.DataFrame, job_dirs: list[Path],
+             parent_filter: Callable[[Path], str]) -> list[str]:
+    """Each job's own parent run (export_csv's, found by `parent_filter`), or the job's cells
     when DVC restored its table from the run cache (export_csv did not run)."""
     mlflow_client = client(params)
     experiment = mlflow_client.get_experiment_by_name(experiment_name(params))
@@ -128,28 +130,39 @@ def children(params: Params, results: pd.DataFrame, job_dirs: list[Path]) -> lis
     for job_dir in job_dirs:
         runs = mlflow_client.search_runs(
             [experiment.experiment_id], max_results=1, order_by=["attributes.start_time DESC"],
-            filter_string=f"tags.purpose = 'results' and tags.run_dir = '{job_dir.resolve()}'")
+            filter_string=f"tags.purpose = 'results' and {parent_filter(job_dir)}")
         cells = results.loc[results["job"] == job_dir.name, "mlflow_run_id"].dropna()
         found.extend([run.info.run_id for run in runs] or cells)
     return found
+
+
+def report_sweep(sweep_dir: Path, parent_filter: Callable[[Path], str]) -> Path | None:
+    """Pool the job folders of `sweep_dir` into `sweep_dir/reports/` and a parent MLflow run;
+    return the summary's path, None when no job wrote its results."""
+    jobs = job_folders(sweep_dir)
+    if not jobs:
+        log.warning("%s: no job wrote its results; no sweep report", sweep_dir)
+        return None
+    results, keys = sweep_results(sweep_dir)
+    params = load_params(jobs[0] / PARAMS_FILE)
+    paths = write_reports(results, keys, params, sweep_dir)
+    optuna = sweep_dir / "optimization_results.yaml"
+    run_id = log_parent_run(
+        params, f"sweep {sweep_dir.name}", children(params, results, jobs, parent_filter),
+        purpose="sweep",
+        tags={"sweep_dir": str(sweep_dir.resolve()), "swept": " ".join(keys) or "seeds"},
+        artifacts=[*paths, *([optuna] if optuna.is_file() else [])])
+    log.info("sweep of %d jobs: %s; MLflow parent run %s", len(jobs),
+             sweep_dir / REPORTS_DIR / "summary.md", run_id)
+    return sweep_dir / REPORTS_DIR / "summary.md"
+
+
+def run_dir_filter(job_dir: Path) -> str:
+    return f"tags.run_dir = '{job_dir.resolve()}'"
 
 
 class SweepReport(Callback):
     """Hydra callback (conf/config.yaml): after the last job of a sweep."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = job_folders(sweep_dir)
-        if not jobs:
-            log.warning("%s: no job wrote its results; no sweep report", sweep_dir)
-            return
-        results, keys = sweep_results(sweep_dir)
-        params = load_params(jobs[0] / PARAMS_FILE)
-        paths = write_reports(results, keys, params, sweep_dir)
-        optuna = sweep_dir / "optimization_results.yaml"
-        run_id = log_parent_run(
-            params, f"sweep {sweep_dir.name}", children(params, results, jobs), purpose="sweep",
-            tags={"sweep_dir": str(sweep_dir.resolve()), "swept": " ".join(keys) or "seeds"},
-            artifacts=[*paths, *([optuna] if optuna.is_file() else [])])
-        log.info("sweep of %d jobs: %s; MLflow parent run %s", len(jobs),
-                 sweep_dir / REPORTS_DIR / "summary.md", run_id)
+        report_sweep(Path(config.hydra.sweep.dir), run_dir_filter)
