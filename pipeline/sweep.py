@@ -19,12 +19,17 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from pipeline.comparison import summary_markdown, summary_table
 from pipeline.config import PARAMS_FILE, Params, load_params
-from pipeline.io import atomic_file
 from pipeline.paths import REPORTS_DIR
-from pipeline.plots import CURVE_COLUMNS, base_vs_finetuned, metric_over_setting, training_curves
-from pipeline.stages.export_csv import CURVES_FILE, RESULTS_FILE, validation_metrics, write_csv
+from pipeline.plots import CURVE_COLUMNS, metric_over_setting, training_curves
+from pipeline.stages.export_csv import (
+    CURVES_FILE,
+    PLOTS_DIR,
+    RESULTS_FILE,
+    TRAINING_CURVES_PLOT,
+    validation_metrics,
+    write_comparison,
+)
 from pipeline.tasks import get_task
 from pipeline.tracking import client, experiment_name, log_parent_run
 
@@ -99,24 +104,17 @@ def write_reports(results: pd.DataFrame, keys: list[str], params: Params,
                   folder: Path) -> list[Path]:
     task = get_task(params.task)
     main_metric = task.metric_names[0]
-    lower = main_metric in task.lower_is_better
-    paths = [folder / RESULTS_FILE, folder / REPORTS_DIR / "summary.csv",
-             folder / REPORTS_DIR / "summary.md", folder / REPORTS_DIR / "plots/base_vs_finetuned.png"]
-    write_csv(results, paths[0])
-    write_csv(summary_table(results), paths[1])
-    with atomic_file(paths[2]) as scratch:
-        scratch.write_text(summary_markdown(results, task.metric_names, task.lower_is_better,
-                                            f"Sweep {folder.name}: {params.experiment_name}"),
-                           encoding="utf-8")
-    base_vs_finetuned(results, main_metric, lower, paths[3])
+    _, paths = write_comparison(results, task, f"Sweep {folder.name}: {params.experiment_name}",
+                                folder)
     curves, validation = sweep_curves(results)
     if curves["model"].nunique() <= MAX_CURVE_ROWS:
-        paths.append(folder / REPORTS_DIR / "plots/training_curves.png")
+        paths.append(folder / TRAINING_CURVES_PLOT)
         training_curves(curves, validation, paths[-1])
     if len(keys) == 1 and (values := numeric(results[keys[0]])) is not None:
         curve = results.assign(setting=values, model=results["model_name"])
-        paths.append(folder / REPORTS_DIR / f"plots/{main_metric}_over_{keys[0]}.png")
-        metric_over_setting(curve, keys[0], main_metric, lower, paths[-1])
+        paths.append(folder / PLOTS_DIR / f"{main_metric}_over_{keys[0]}.png")
+        metric_over_setting(curve, keys[0], main_metric, main_metric in task.lower_is_better,
+                            paths[-1])
     return paths
 
 

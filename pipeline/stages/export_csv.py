@@ -34,6 +34,8 @@ HEADLINE_FILE = REPORTS_DIR / "metrics.json"
 HEADLINE_STATS = ("mean", "std", "ci95_low", "ci95_high")
 CURVES_FILE = REPORTS_DIR / "curves.csv"
 PLOTS_DIR = REPORTS_DIR / "plots"
+COMPARISON_PLOT = PLOTS_DIR / "base_vs_finetuned.png"
+TRAINING_CURVES_PLOT = PLOTS_DIR / "training_curves.png"
 PER_LABEL_FILE = REPORTS_DIR / "per_label.csv"
 LABEL_DISTRIBUTION_FILE = REPORTS_DIR / "label_distribution.csv"
 EXAMPLES_FILE = REPORTS_DIR / "examples.md"
@@ -171,13 +173,29 @@ def headline_metrics(summary: pd.DataFrame, metric: str) -> dict[str, dict[str, 
     """Each model's main metric over its seeds (base, fine-tuned, gain: mean, std, 95% CI):
     reports/metrics.json, the columns `dvc exp show` compares experiments by (the per-cell
     metric files are too many to read there), and the parent MLflow run's metrics."""
+    names = [f"{kind}_{metric}_{stat}" for kind in ("base", "finetuned", "improvement")
+             for stat in HEADLINE_STATS]
     headline = {}
     for row in summary.to_dict("records"):
-        figures = {f"{kind}_{metric}_{stat}": float(row[f"{kind}_{metric}_{stat}"])
-                   for kind in ("base", "finetuned", "improvement") for stat in HEADLINE_STATS
-                   if f"{kind}_{metric}_{stat}" in row and pd.notna(row[f"{kind}_{metric}_{stat}"])}
+        figures = {name: float(row[name]) for name in names if pd.notna(row.get(name))}
         headline[row["model"]] = {"seeds_ok": int(row["seeds"] - row["failed"]), **figures}
     return headline
+
+
+def write_comparison(results: pd.DataFrame, task: TaskAdapter, title: str,
+                     folder: Path) -> tuple[pd.DataFrame, list[Path]]:
+    """results.csv, summary.csv, summary.md and the base-vs-fine-tuned plot under `folder`:
+    this stage's reports, or a sweep's pooled ones (pipeline.sweep). Returns the summary
+    table and the files written."""
+    paths = [folder / RESULTS_FILE, folder / SUMMARY_FILE, folder / SUMMARY_MARKDOWN_FILE,
+             folder / COMPARISON_PLOT]
+    write_csv(results, paths[0])
+    summary = summary_table(results)
+    write_csv(summary, paths[1])
+    write_text(summary_markdown(results, task.metric_names, task.lower_is_better, title), paths[2])
+    metric = task.metric_names[0]
+    base_vs_finetuned(results, metric, metric in task.lower_is_better, paths[3])
+    return summary, paths
 
 
 def track_results(params: Params, results: pd.DataFrame, headline: dict[str, dict[str, float]],
@@ -196,21 +214,15 @@ def track_results(params: Params, results: pd.DataFrame, headline: dict[str, dic
 def main() -> None:
     params, task = load_experiment()
     results = results_table(params, task)
-    write_csv(results, RESULTS_FILE)
-    summary = summary_table(results)
-    write_csv(summary, SUMMARY_FILE)
-    write_text(summary_markdown(results, task.metric_names, task.lower_is_better,
-                                f"Results: {params.experiment_name}"), SUMMARY_MARKDOWN_FILE)
+    summary, written = write_comparison(results, task, f"Results: {params.experiment_name}",
+                                        Path("."))
     curves = curves_table(results)
     write_csv(curves, CURVES_FILE)
-    metric = task.metric_names[0]
-    plots = [PLOTS_DIR / "base_vs_finetuned.png", PLOTS_DIR / "training_curves.png"]
-    base_vs_finetuned(results, metric, metric in task.lower_is_better, plots[0])
-    training_curves(curves, validation_metrics(params), plots[1])
-    headline = headline_metrics(summary, metric)
+    training_curves(curves, validation_metrics(params), TRAINING_CURVES_PLOT)
+    headline = headline_metrics(summary, task.metric_names[0])
     write_json(HEADLINE_FILE, headline)
     track_results(params, results, headline,
-                  [RESULTS_FILE, SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, CURVES_FILE, HEADLINE_FILE, *plots])
+                  [*written, CURVES_FILE, TRAINING_CURVES_PLOT, HEADLINE_FILE])
     write_csv(per_label_table(params), PER_LABEL_FILE)
     write_csv(label_distribution_table(read_manifest(params)), LABEL_DISTRIBUTION_FILE)
     write_text(examples_markdown(params), EXAMPLES_FILE)
