@@ -117,7 +117,7 @@ def run_pipeline(project: Path, params: Params, threads: int | None) -> Measurem
     from pipeline.paths import cell_dir, metrics_file, raw_dir, tokenized_dir
 
     env = environment(threads)
-    started = time.perf_counter()
+    began, started = time.time(), time.perf_counter()
     run(["dvc", "repro"], project, env)
     wall = time.perf_counter() - started
     peak = peak_rss_bytes(resource.RUSAGE_CHILDREN)
@@ -126,6 +126,7 @@ def run_pipeline(project: Path, params: Params, threads: int | None) -> Measurem
     noop = time.perf_counter() - started
     model, seed = only_model(params)
     cell = cell_name(model, seed)
+    stages = stage_seconds(project, began, params.dataset.name, model, cell)
     trained = read_json(project / metrics_file("train", cell))
     final = read_json(project / metrics_file("final", cell))
     for record in (trained, final):
@@ -144,7 +145,31 @@ def run_pipeline(project: Path, params: Params, threads: int | None) -> Measurem
         non_embedding_params=non_embedding_params(network), threads=apply_threads(None),
         extra={"noop_repro_seconds": round(noop, 2), "rows": rows_digest(splits),
                "trainer_samples_per_second": trained["train_samples_per_second"],
-               "steps": trained["steps"], "max_length": params.model(model).max_length})
+               "steps": trained["steps"], "max_length": params.model(model).max_length,
+               "stage_seconds": stages})
+
+
+def stage_seconds(project: Path, began: float, dataset: str, model: str,
+                  cell: str) -> dict[str, float]:
+    """Each stage's share of the run, in the order DVC ran them, from the times their last
+    outputs were written (DVC reports no durations). A share includes DVC's bookkeeping
+    (hashing, caching) after the stage before."""
+    from pipeline.paths import REPORTS_DIR, manifest_file, metrics_file, tokenized_dir
+
+    last_outputs = {
+        "download": manifest_file(dataset),
+        "tokenize": tokenized_dir(model) / "info.json",
+        "baseline_eval": metrics_file("baseline", cell),
+        "train": metrics_file("train", cell),
+        "final_eval": metrics_file("final", cell),
+        "export_csv": REPORTS_DIR / "results.csv",
+    }
+    finished = sorted(((project / path).stat().st_mtime, stage)
+                      for stage, path in last_outputs.items())
+    shares, previous = {}, began
+    for when, stage in finished:
+        shares[stage], previous = round(when - previous, 2), when
+    return shares
 
 
 # --- (b) the example script's recipe --------------------------------------------------------------
