@@ -1,0 +1,1 @@
+"""Benchmarks of the pipeline against the example-script recipe and a raw PyTorch loop."""

@@ -1,0 +1,82 @@
+"""A throw-away copy of this repository, in which the pipeline's real stages run under `dvc repro`.
+
+Its params.yaml is the default experiment cut to one model and one seed; the other variants
+read the same file, so all three train on the same rows with the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+COPIED_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "pyproject.toml")
+COPIED_FOLDERS = ("conf", "pipeline", "pretrained")
+
+
+def environment(threads: int | None) -> dict[str, str]:
+    """The environment of every child: offline, this venv's tools first, MLflow kept inside the
+    throw-away project. A thread count is passed on only when one was asked for, so that by
+    default the pipeline's stages run as a user's would."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    return env
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}) in {cwd}:\n"
+                           f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def overrides(train_rows: int | None, validation_rows: int | None, test_rows: int | None,
+              epochs: float | None, seed: int, extra: list[str]) -> list[str]:
+    """Hydra overrides of the default experiment for this benchmark."""
+    chosen = ["experiment=rotten_tomatoes", f"seeds=[{seed}]"]
+    for split, rows in (("train", train_rows), ("validation", validation_rows),
+                        ("test", test_rows)):
+        if rows is not None:
+            chosen.append(f"dataset.max_rows.{split}={rows}")
+    if epochs is not None:
+        chosen.append(f"train.epochs={epochs}")
+    return chosen + extra
+
+
+def one_model(text: str, model: str) -> str:
+    """The composed config with every other model removed (the default experiment has two)."""
+    data = yaml.safe_load(text)
+    if model not in data["models"]:
+        raise ValueError(f"model '{model}' is not in the composed experiment "
+                         f"({sorted(data['models'])})")
+    data["models"] = {model: data["models"][model]}
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def make_project(root: Path, hydra_overrides: list[str], model: str, env: dict[str, str]) -> Path:
+    """A git + DVC repository holding this project's pipeline and the benchmark's params.yaml."""
+    from pipeline.compose import checked_params, compose
+
+    for name in COPIED_FILES:
+        shutil.copy(REPO / name, root / name)
+    for name in COPIED_FOLDERS:
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    text = one_model(compose(hydra_overrides, root / "conf"), model)
+    checked_params(text, "benchmark params")
+    (root / "params.yaml").write_text(text, encoding="utf-8")
+    run(["git", "init", "-q"], root, env)
+    run(["dvc", "init", "-q"], root, env)
+    run(["dvc", "config", "core.analytics", "false"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "-c", "user.name=benchmark", "-c", "user.email=benchmark@localhost", "commit",
+         "-qm", "benchmark project"], root, env)
+    return root

@@ -1,0 +1,143 @@
+"""What the benchmark prints: FLOP counts, ratios checked against the issue's goals, the table.
+
+Pure arithmetic and formatting, kept apart from the timed code so that it can be unit-tested
+without running (or asserting on) any timing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PIPELINE, EXAMPLE, RAW = "pipeline", "example", "raw"
+VARIANTS = (PIPELINE, EXAMPLE, RAW)
+MIB = 1024 * 1024
+
+
+def training_flops(non_embedding_params: int, tokens: int) -> float:
+    """Kaplan et al.'s estimate of a training step's cost: 2 FLOPs per parameter and token
+    forward, 4 backward. Attention's sequence-squared term and the embeddings are left out,
+    so this slightly undercounts (by a few % at length 64)."""
+    return 6.0 * non_embedding_params * tokens
+
+
+def matmul_flops(size: int) -> float:
+    """An n x n by n x n product: n^3 multiply-adds."""
+    return 2.0 * size**3
+
+
+def warmup_steps(warmup: float, total_steps: int) -> int:
+    """`train.warmup` as Trainer reads it: below 1 a share of the steps (rounded up), else a
+    step count."""
+    if warmup < 1:
+        return math.ceil(total_steps * warmup)
+    return int(warmup)
+
+
+@dataclass
+class Measurement:
+    """One variant's run: what it trained on, how long it took, what it scored."""
+
+    variant: str
+    train_samples: int  # examples seen in training: rows x epochs
+    train_seconds: float  # the training loop alone
+    wall_seconds: float  # the whole run: start-up, data, model, training, evaluation, saving
+    test_accuracy: float
+    peak_rss_bytes: int
+    real_tokens: int  # unpadded tokens seen in training
+    non_embedding_params: int
+    threads: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.train_samples / self.train_seconds
+
+    @property
+    def flops_per_second(self) -> float:
+        return training_flops(self.non_embedding_params, self.real_tokens) / self.train_seconds
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Measurement:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A ratio against its goal; `met` is None when a variant it needs did not run."""
+
+    name: str
+    value: float | None
+    goal: str
+    met: bool | None
+
+
+def _ratio(results: dict[str, Measurement], name: str, goal: str, threshold: float,
+           value: Callable[[], float], needs: Sequence[str]) -> Check:
+    if any(variant not in results for variant in needs):
+        return Check(name, None, goal, None)
+    measured = value()
+    return Check(name, measured, goal, measured >= threshold)
+
+
+def checks(results: dict[str, Measurement], matmul_flops_per_second: float | None) -> list[Check]:
+    """The issue's goals for the text-classification benchmark, from the measured runs."""
+    pipeline = results.get(PIPELINE)
+    found = [
+        _ratio(results, "throughput pipeline / example", ">= 2.0", 2.0,
+               lambda: pipeline.samples_per_second / results[EXAMPLE].samples_per_second,
+               (PIPELINE, EXAMPLE)),
+        _ratio(results, "throughput pipeline / raw loop", ">= 0.9", 0.9,
+               lambda: pipeline.samples_per_second / results[RAW].samples_per_second,
+               (PIPELINE, RAW)),
+    ]
+    if pipeline is not None and EXAMPLE in results:
+        gap = 100 * (pipeline.test_accuracy - results[EXAMPLE].test_accuracy)
+        found.append(Check("accuracy pipeline - example (points)", gap, ">= -1.0", gap >= -1.0))
+    else:
+        found.append(Check("accuracy pipeline - example (points)", None, ">= -1.0", None))
+    if pipeline is not None and matmul_flops_per_second:
+        share = pipeline.flops_per_second / matmul_flops_per_second
+        found.append(Check("training FLOP/s / fp32 matmul FLOP/s", share, ">= 0.6", share >= 0.6))
+    else:
+        found.append(Check("training FLOP/s / fp32 matmul FLOP/s", None, ">= 0.6", None))
+    return found
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table with aligned columns: readable in a terminal, pastable into RESULTS.md."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def results_table(results: dict[str, Measurement], matmul_flops_per_second: float | None) -> str:
+    headers = ["variant", "train samples/s", "train s", "wall s", "test accuracy", "peak RSS MiB",
+               "real tokens", "GFLOP/s", "of matmul"]
+    rows = []
+    for variant in (v for v in VARIANTS if v in results):
+        result = results[variant]
+        share = (f"{result.flops_per_second / matmul_flops_per_second:.2f}"
+                 if matmul_flops_per_second else "-")
+        rows.append([variant, f"{result.samples_per_second:.1f}", f"{result.train_seconds:.1f}",
+                     f"{result.wall_seconds:.1f}", f"{result.test_accuracy:.4f}",
+                     f"{result.peak_rss_bytes / MIB:.0f}", str(result.real_tokens),
+                     f"{result.flops_per_second / 1e9:.1f}", share])
+    return markdown_table(headers, rows)
+
+
+def checks_table(found: Sequence[Check]) -> str:
+    def verdict(check: Check) -> str:
+        return "not run" if check.met is None else ("met" if check.met else "NOT MET")
+
+    rows = [[check.name, "-" if check.value is None else f"{check.value:.2f}", check.goal,
+             verdict(check)] for check in found]
+    return markdown_table(["ratio", "value", "goal", "verdict"], rows)

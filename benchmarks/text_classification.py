@@ -1,0 +1,167 @@
+"""Text classification, MiniLM on Rotten Tomatoes: the pipeline against the example recipe and a
+raw PyTorch loop, in one run on one machine, plus the fp32 matrix-multiply ceiling.
+
+Every variant runs in its own fresh process, one after the other (never at once: they would
+compete for the cores). The table and the ratios against the issue's goals are printed at the
+end; `--json` keeps every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.project import REPO, environment, make_project, overrides
+from benchmarks.report import (
+    PIPELINE,
+    VARIANTS,
+    Measurement,
+    checks,
+    checks_table,
+    results_table,
+)
+from benchmarks.variants import MATMUL_VARIANT
+
+ALL = (*VARIANTS, MATMUL_VARIANT)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    size = parser.add_argument_group("size (default: the default experiment's, as `make repro`)")
+    size.add_argument("--train-rows", type=int, default=None, help="cap on training rows (4000)")
+    size.add_argument("--validation-rows", type=int, default=None, help="cap (500)")
+    size.add_argument("--test-rows", type=int, default=None, help="cap (1000)")
+    size.add_argument("--epochs", type=float, default=None, help="training epochs (1)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--model", default="minilm", help="a model of the default experiment")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a further Hydra override for every variant, e.g. train.batch_size=16")
+    parser.add_argument("--variants", default=",".join(ALL),
+                        help=f"comma-separated, run in this order (default: {','.join(ALL)})")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for every variant (default: torch's own choice, "
+                             "which the pipeline's stages get too)")
+    parser.add_argument("--matmul-size", type=int, default=2048)
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where the throw-away project and logs go (default: a temp folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder afterwards")
+    parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+    args = parser.parse_args(argv)
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(args.variants) - set(ALL))
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; choose from {list(ALL)}")
+    return args
+
+
+def launch(variant: str, args: argparse.Namespace, project: Path, folder: Path,
+           env: dict[str, str]) -> dict[str, Any]:
+    """One variant in a fresh process; its output goes to <folder>/<variant>.log."""
+    out = folder / f"{variant}.json"
+    command = [sys.executable, "-m", "benchmarks.variants", variant, "--project", str(project),
+               "--out", str(out), "--launched-at", str(time.time()),
+               "--matmul-size", str(args.matmul_size)]
+    if args.threads is not None:
+        command += ["--threads", str(args.threads)]
+    log = folder / f"{variant}.log"
+    print(f"running {variant} ... (log: {log})", flush=True)
+    with log.open("w", encoding="utf-8") as handle:
+        code = subprocess.run(command, cwd=REPO, env=env, stdout=handle,
+                              stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise RuntimeError(f"variant {variant} failed ({code}); end of {log}:\n{tail}")
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def same_rows(results: dict[str, Measurement]) -> str:
+    digests = {name: result.extra.get("rows") for name, result in results.items()}
+    if len(set(digests.values())) > 1:
+        return f"WARNING: the variants saw different rows: {digests}"
+    return f"same rows in every variant (digest {next(iter(digests.values()), '-')})"
+
+
+def describe_setup(args: argparse.Namespace, project: Path) -> str:
+    from pipeline.config import load_params
+
+    params = load_params(project / "params.yaml")
+    (name, model), cfg = next(iter(params.models.items())), params.train
+    cfg = model.training(cfg)
+    caps = params.dataset.max_rows
+    return (f"machine: {platform.machine()}, {os.cpu_count()} logical cores, "
+            f"Python {platform.python_version()}\n"
+            f"model {name} ({model.path}), dataset {params.dataset.name} (rows: train {caps.train}, "
+            f"validation {caps.validation}, test {caps.test}), seed {params.seeds[0]}\n"
+            f"epochs {cfg.epochs}, batch {cfg.batch_size}, learning rate {cfg.learning_rate}, "
+            f"weight decay {cfg.weight_decay}, warm-up {cfg.warmup}, {cfg.lr_scheduler} schedule; "
+            f"max length: pipeline and raw {model.max_length}, example 128 (padded)")
+
+
+def pipeline_overhead(result: Measurement) -> list[str]:
+    """Where the pipeline's wall time went besides training."""
+    stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in
+                       result.extra.get("stage_seconds", {}).items())
+    outside = result.wall_seconds - result.train_seconds
+    return [f"pipeline stages (s, from their outputs' times, DVC's bookkeeping included): {stages}",
+            f"pipeline time outside the training loop: {outside:.1f} s of {result.wall_seconds:.1f} s "
+            f"({100 * outside / result.wall_seconds:.0f}%)",
+            f"no-op `dvc repro`: {result.extra['noop_repro_seconds']:.2f} s"]
+
+
+def report(results: dict[str, Measurement], matmul: dict[str, Any] | None,
+           setup: str) -> str:
+    rate = matmul["flops_per_second"] if matmul else None
+    lines = [setup, "", results_table(results, rate), ""]
+    if matmul:
+        lines.append(f"fp32 matmul {matmul['size']}x{matmul['size']}: {rate / 1e9:.1f} GFLOP/s "
+                     f"with {matmul['threads']} threads")
+    threads = {name: result.threads for name, result in results.items()}
+    lines.append(f"torch threads per variant: {threads}")
+    if results:
+        lines.append(same_rows(results))
+    if PIPELINE in results:
+        lines += pipeline_overhead(results[PIPELINE])
+    lines += ["", checks_table(checks(results, rate))]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    folder = Path(tempfile.mkdtemp(prefix="benchmark-text-classification-", dir=args.workdir))
+    env = environment(args.threads)
+    try:
+        project = folder / "project"
+        project.mkdir()
+        make_project(project, overrides(args.train_rows, args.validation_rows, args.test_rows,
+                                        args.epochs, args.seed, args.override), args.model, env)
+        results: dict[str, Measurement] = {}
+        matmul = None
+        for variant in args.variants:
+            found = launch(variant, args, project, folder, env)
+            if variant == MATMUL_VARIANT:
+                matmul = found
+            else:
+                results[variant] = Measurement.from_json(found)
+        text = report(results, matmul, describe_setup(args, project))
+        print("\n" + text)
+        if args.json:
+            args.json.write_text(json.dumps({
+                "results": {name: result.to_json() for name, result in results.items()},
+                "matmul": matmul, "report": text, "argv": sys.argv[1:]}, indent=2),
+                encoding="utf-8")
+    finally:
+        if args.keep:
+            print(f"work folder kept: {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+

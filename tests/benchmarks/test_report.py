@@ -1,0 +1,95 @@
+"""The benchmark's pure logic: FLOP counts, warm-up steps, goal checks, tables. No timing."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.report import (
+    EXAMPLE,
+    PIPELINE,
+    RAW,
+    Measurement,
+    checks,
+    checks_table,
+    markdown_table,
+    matmul_flops,
+    results_table,
+    training_flops,
+    warmup_steps,
+)
+
+
+def measurement(variant: str, samples_per_second: float, accuracy: float,
+                gflops: float = 10.0) -> Measurement:
+    """A result whose throughput and FLOP/s are exactly the given figures (10 s of training)."""
+    params = 1_000_000
+    tokens = round(gflops * 1e9 * 10 / (6 * params))
+    return Measurement(variant=variant, train_samples=round(samples_per_second * 10),
+                       train_seconds=10.0, wall_seconds=30.0, test_accuracy=accuracy,
+                       peak_rss_bytes=512 * 1024 * 1024, real_tokens=tokens,
+                       non_embedding_params=params, threads=2, extra={"rows": "abc"})
+
+
+def test_training_flops_are_six_per_parameter_and_token():
+    assert training_flops(10_000_000, 1000) == 6e10
+
+
+def test_matmul_flops_count_multiply_and_add():
+    assert matmul_flops(1000) == 2e9
+
+
+@pytest.mark.parametrize(("warmup", "total", "expected"),
+                         [(0.1, 125, 13), (0.1, 8, 1), (0.0, 100, 0), (5, 100, 5), (5.0, 100, 5)])
+def test_warmup_is_a_share_below_one_and_a_step_count_above(warmup, total, expected):
+    assert warmup_steps(warmup, total) == expected
+
+
+def test_measurement_rates_and_json_round_trip():
+    result = measurement(PIPELINE, 40.0, 0.8, gflops=60.0)
+    assert result.samples_per_second == pytest.approx(40.0)
+    assert result.flops_per_second == pytest.approx(60e9, rel=1e-6)
+    assert Measurement.from_json(result.to_json()) == result
+
+
+def test_checks_compare_ratios_with_the_goals():
+    results = {PIPELINE: measurement(PIPELINE, 40.0, 0.805, gflops=60.0),
+               EXAMPLE: measurement(EXAMPLE, 10.0, 0.81),
+               RAW: measurement(RAW, 50.0, 0.80)}
+    found = {check.name: check for check in checks(results, matmul_flops_per_second=150e9)}
+    assert found["throughput pipeline / example"].value == pytest.approx(4.0)
+    assert found["throughput pipeline / example"].met
+    assert found["throughput pipeline / raw loop"].value == pytest.approx(0.8)
+    assert found["throughput pipeline / raw loop"].met is False
+    assert found["accuracy pipeline - example (points)"].value == pytest.approx(-0.5)
+    assert found["accuracy pipeline - example (points)"].met
+    assert found["training FLOP/s / fp32 matmul FLOP/s"].value == pytest.approx(0.4, rel=1e-6)
+    assert found["training FLOP/s / fp32 matmul FLOP/s"].met is False
+
+
+def test_an_accuracy_drop_of_more_than_one_point_fails():
+    results = {PIPELINE: measurement(PIPELINE, 40.0, 0.79), EXAMPLE: measurement(EXAMPLE, 10.0, 0.81)}
+    found = {check.name: check for check in checks(results, None)}
+    assert found["accuracy pipeline - example (points)"].met is False
+
+
+def test_checks_whose_variants_did_not_run_have_no_verdict():
+    found = checks({RAW: measurement(RAW, 50.0, 0.8)}, matmul_flops_per_second=None)
+    assert [check.met for check in found] == [None, None, None, None]
+    assert "not run" in checks_table(found)
+
+
+def test_markdown_table_aligns_columns():
+    lines = markdown_table(["a", "long header"], [["wide cell", "1"]]).splitlines()
+    assert lines == ["| a         | long header |",
+                     "| --------- | ----------- |",
+                     "| wide cell | 1           |"]
+
+
+def test_results_table_lists_variants_in_a_fixed_order_with_their_figures():
+    results = {RAW: measurement(RAW, 50.0, 0.8), PIPELINE: measurement(PIPELINE, 40.0, 0.805)}
+    lines = results_table(results, matmul_flops_per_second=100e9).splitlines()
+    assert [line.split("|")[1].strip() for line in lines[2:]] == [PIPELINE, RAW]
+    pipeline = [cell.strip() for cell in lines[2].split("|")[1:-1]]
+    assert pipeline[1:6] == ["40.0", "10.0", "30.0", "0.8050", "512"]
+    assert pipeline[-2:] == ["10.0", "0.10"]
+
