@@ -163,11 +163,6 @@ class DatasetConfig:
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
     max_rows: SplitCaps = field(default_factory=SplitCaps)
-    #: Train on this share of the training split (after max_rows): a seeded, stratified
-    #: sample, each smaller share a subset of every larger one. Validation and test stay
-    #: whole, so a learning curve (conf/experiment/data_size_curve.yaml) scores every point
-    #: on the same examples.
-    train_fraction: float = 1.0
     #: A column of example ids; if set, an id found in two splits (leakage) stops the run.
     id_column: str | None = None
 
@@ -190,8 +185,6 @@ class DatasetConfig:
             value = getattr(self, name)
             _check(0 < value < 0.5, f"{where}.{name}: must be between 0 and 0.5, got {value}")
         self.max_rows.validate(f"{where}.max_rows")
-        _check(0 < self.train_fraction <= 1,
-               f"{where}.train_fraction: must be above 0 and at most 1, got {self.train_fraction}")
 
 
 @dataclass(frozen=True)
@@ -215,6 +208,11 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     group_by_length: bool = True
     dataloader_workers: int = 0
+    #: Train on this share of the tokenized training split: a sample seeded by
+    #: dataset.split_seed, stratified by label, each smaller share a subset of every larger
+    #: one. Applied by the train stage, so a learning curve (data_size_curve) reuses the
+    #: download, tokenization and baseline of every share.
+    data_fraction: float = 1.0
     #: Weight the loss by inverse label frequency in the training split.
     class_weighted_loss: bool = False
     #: Train in `processes` processes on this machine, started by torchrun or `accelerate
@@ -241,6 +239,8 @@ class TrainConfig:
         _check(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
                f"{where}.early_stopping_patience: must be at least 1, or null to disable")
         _check(self.dataloader_workers >= 0, f"{where}.dataloader_workers: must be >= 0")
+        _check(0 < self.data_fraction <= 1,
+               f"{where}.data_fraction: must be above 0 and at most 1, got {self.data_fraction}")
         self._check_processes(where)
 
     def _check_processes(self, where: str) -> None:

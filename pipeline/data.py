@@ -12,7 +12,7 @@ import hashlib
 import logging
 import lzma
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from pipeline.errors import DataError, SourceError
 from pipeline.io import sha256
 from pipeline.paths import raw_dir
 from pipeline.sources import package_version, resolve_path
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -293,21 +296,24 @@ def make_splits(frames: dict[str, pd.DataFrame], cfg: DatasetConfig,
         if cap is not None and len(frame) > cap:
             _, frames[split] = _cut(frame, cap, strata(frame), cfg.split_seed,
                                     f"dataset.max_rows.{split}")
-    if cfg.train_fraction < 1:
-        frames["train"] = nested_share(frames["train"], cfg.train_fraction,
-                                       strata(frames["train"]), cfg.split_seed)
     return {split: frames[split].reset_index(drop=True) for split in SPLITS}
 
 
-def nested_share(frame: pd.DataFrame, fraction: float, strata: pd.Series | None,
-                 seed: int) -> pd.DataFrame:
+def training_share(split: Dataset, fraction: float, seed: int) -> Dataset:
     """The first `fraction` of each class in one seeded order: every share of a learning
-    curve holds the smaller ones, so its points differ only by the added examples."""
-    positions = np.random.default_rng(seed).permutation(len(frame))
-    keys = pd.Series(strata.to_numpy()[positions] if strata is not None else np.zeros(len(frame)))
+    curve holds the smaller ones, so its points differ only by the added examples. Rows
+    are stratified by a scalar `labels` column; others (tags, blocks) are shared as one."""
+    from datasets import ClassLabel, Value
+
+    if fraction >= 1:
+        return split
+    positions = np.random.default_rng(seed).permutation(len(split))
+    scalar_labels = isinstance(split.features.get("labels"), Value | ClassLabel)
+    labels = np.asarray(split["labels"])[positions] if scalar_labels else np.zeros(len(split))
+    keys = pd.Series(labels)
     rank = keys.groupby(keys).cumcount()
     quota = keys.map(keys.value_counts()).mul(fraction).round().clip(lower=1)
-    return frame.iloc[positions[(rank < quota).to_numpy()]]
+    return split.select(np.sort(positions[(rank < quota).to_numpy()]))
 
 
 def load_split(dataset: str, split: str) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -69,11 +70,26 @@ def launcher_command(cfg: TrainConfig, module: str, arguments: list[str]) -> lis
     return [sys.executable, "-m", *launcher, "-m", module, *arguments]
 
 
-def available_cores() -> int:
-    """The cores this process may run on (a container or `taskset` may allow fewer than the
-    machine has)."""
+def available_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may run on: `taskset` or a container's CPU limit (cgroup v2
+    `cpu.max`, e.g. Kubernetes' limits.cpu) may allow fewer than the machine has."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return cores or 1
+    cores = cores or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):  # no cgroup v2 limit here
+        pass
+    return cores
+
+
+def use_available_cores() -> None:
+    """PyTorch starts a thread per physical core of the machine, blind to `taskset` and to a
+    container's CPU limit; more threads than cores make every matrix product wait for the
+    slowest. An explicit OMP_NUM_THREADS (parallel jobs, launched workers) is kept."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(min(torch.get_num_threads(), available_cores()))
 
 
 def threads_per_process(processes: int) -> int:

@@ -213,7 +213,7 @@ def metric_over_setting(frame: pd.DataFrame, setting: str, metric: str, lower_is
                         path: Path) -> None:
     """The fine-tuned test `metric` against a numeric swept setting (column `setting` of a
     results table; `setting` names it on the x axis), one line per model through the means,
-    95% CI error bars and the seeds as dots: a learning curve over `dataset.train_fraction`."""
+    95% CI error bars and the seeds as dots: a learning curve over `train.data_fraction`."""
     require_columns(frame, ["status", "model", "seed", "setting", f"finetuned_{metric}"],
                     "metric_over_setting")
     column = f"finetuned_{metric}"

@@ -3,7 +3,7 @@ the comparison across settings, models and seeds, plots, and a parent MLflow run
 
 Written to `<sweep folder>/reports/`. A row's `setting` is what its job's overrides set
 apart from the seeds, so seeds of one setting pool together and settings are compared like
-models. When a single numeric setting is swept (`dataset.train_fraction` in
+models. When a single numeric setting is swept (`train.data_fraction` in
 data_size_curve), the fine-tuned metric is also plotted against it.
 """
 

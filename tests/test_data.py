@@ -1,10 +1,12 @@
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from datasets import Dataset
 
 from pipeline.compose import compose
-from pipeline.config import DatasetConfig, build
-from pipeline.data import make_splits, read_source, read_table
+from pipeline.config import DatasetConfig, TrainConfig, build
+from pipeline.data import make_splits, read_source, read_table, training_share
 from pipeline.errors import ConfigError, DataError, SourceError
 from tests.conftest import REPO
 
@@ -61,19 +63,31 @@ def test_row_caps_take_a_stratified_sample():
     assert splits["train"]["label"].eq("pos").sum() == 30
 
 
-def test_train_fraction_takes_nested_stratified_shares_and_leaves_evaluation_whole():
-    full = make_splits({"all": labelled(1000)}, dataset_config(), "label")
-    shares = {fraction: make_splits({"all": labelled(1000)},
-                                    dataset_config(train_fraction=fraction), "label")
-              for fraction in (0.1, 0.25, 0.5)}
-    assert [len(splits["train"]) for splits in shares.values()] == [80, 200, 400]
-    texts = [set(splits["train"]["text"]) for splits in shares.values()]
-    assert texts[0] < texts[1] < texts[2] < set(full["train"]["text"])
-    for splits in shares.values():
-        assert splits["train"]["label"].eq("pos").mean() == pytest.approx(0.3, abs=0.01)
-        assert splits["test"].equals(full["test"]) and splits["validation"].equals(full["validation"])
-    with pytest.raises(ConfigError, match=r"dataset\.train_fraction: must be above 0"):
-        dataset_config(train_fraction=0)
+def test_training_share_is_nested_stratified_and_seeded():
+    frame = labelled(1000)
+    split = Dataset.from_dict({"input_ids": [[i] for i in range(1000)],
+                               "labels": frame["label"].eq("pos").astype(int).tolist()})
+    shares = [training_share(split, fraction, seed=42) for fraction in (0.1, 0.25, 0.5)]
+    assert [len(share) for share in shares] == [100, 250, 500]
+    rows = [{ids[0] for ids in share["input_ids"]} for share in shares]
+    assert rows[0] < rows[1] < rows[2]
+    for share in shares:
+        assert np.mean(share["labels"]) == pytest.approx(0.3, abs=0.01)
+    assert training_share(split, 0.1, seed=42)["input_ids"] == shares[0]["input_ids"]
+    assert training_share(split, 0.1, seed=7)["input_ids"] != shares[0]["input_ids"]
+    assert training_share(split, 1.0, seed=42) is split
+
+
+def test_training_share_of_tag_sequences_is_a_plain_sample():
+    split = Dataset.from_dict({"input_ids": [[i] for i in range(200)],
+                               "labels": [[0, 1, 2]] * 200})
+    assert len(training_share(split, 0.25, seed=1)) == 50
+
+
+def test_data_fraction_outside_zero_to_one_is_refused():
+    base = yaml.safe_load(compose([], REPO / "conf"))["train"]
+    with pytest.raises(ConfigError, match=r"train\.data_fraction: must be above 0"):
+        build(TrainConfig, {**base, "data_fraction": 0}, "train")
 
 
 def test_splitting_without_a_train_split_is_refused():

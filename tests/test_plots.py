@@ -66,7 +66,7 @@ def test_training_curves_write_one_row_per_model(tmp_path):
 def test_metric_over_setting_writes_a_png(tmp_path):
     frame = pd.concat([results().assign(setting=fraction) for fraction in (0.1, 0.5, 1.0)])
     path = tmp_path / "learning_curve.png"
-    metric_over_setting(frame, "dataset.train_fraction", "accuracy", False, path)
+    metric_over_setting(frame, "train.data_fraction", "accuracy", False, path)
     assert_png(path, 800, 500)
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.config import ModelConfig, Params, TrainConfig, cell_name, load_params
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.io import read_json
+from pipeline.launch import use_available_cores
 from pipeline.paths import manifest_file, tokenized_dir
 from pipeline.tasks import TaskAdapter, get_task
 
@@ -116,7 +117,7 @@ def run_cell_stage(stage: str, body: Callable[[], None],
     loss) concerns this model x seed only: it is handed to `on_failure`, which writes the
     stage's outputs as a failed cell, so the other cells go on and the results table shows
     it. `python -m pipeline.retry_failed` (run by `make repro`) retries such cells."""
-
+    use_available_cores()
     try:
         body()
     except Exception as error:

@@ -20,7 +20,7 @@ from datasets import Dataset
 from transformers import AutoTokenizer, EarlyStoppingCallback, Trainer
 
 from pipeline.config import Params, PretrainingConfig, TaskConfig
-from pipeline.data import load_split
+from pipeline.data import load_split, training_share
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import atomic_dir, write_json
 from pipeline.modeling import build_model
@@ -72,7 +72,9 @@ def pretrain(params: Params, task: TaskAdapter, name: str, entry: PretrainingCon
     trainer = Trainer(model=model,
                       args=training_arguments(cfg, checkpoint_dir(f"pretrain-{name}"), entry.seed,
                                               language_model, loss_only=True),
-                      train_dataset=blocks["train"], eval_dataset=blocks["validation"],
+                      train_dataset=training_share(blocks["train"], cfg.data_fraction,
+                                                   params.dataset.split_seed),
+                      eval_dataset=blocks["validation"],
                       data_collator=language_model.collator(tokenizer),
                       processing_class=tokenizer, callbacks=callbacks)
     started = time.perf_counter()

@@ -32,6 +32,7 @@ from transformers.trainer_utils import TrainOutput
 
 from pipeline import launch
 from pipeline.config import TrainConfig
+from pipeline.data import training_share
 from pipeline.errors import ConfigError, run_cli
 from pipeline.io import atomic_dir, read_json, write_json
 from pipeline.modeling import build_model, precision_flags, weights_identity
@@ -167,7 +168,8 @@ def fit(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], resume: bool,
         model=model,
         args=training_arguments(cfg, checkpoint_dir(cell.name), cell.seed, cell.task,
                                 loss_only=compute_metrics is None, launched=launched),
-        train_dataset=splits["train"],
+        train_dataset=training_share(splits["train"], cfg.data_fraction,
+                                     cell.params.dataset.split_seed),
         eval_dataset=splits["validation"],
         data_collator=cell.task.collator(tokenizer),
         processing_class=tokenizer,
