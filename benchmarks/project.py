@@ -6,17 +6,20 @@ read the same file, so all three train on the same rows with the same settings.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 COPIED_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "pyproject.toml")
 COPIED_FOLDERS = ("conf", "pipeline", "pretrained")
+STAGE_LOG = "stage_seconds.jsonl"  # written by benchmarks/stage_clock.py around every stage
 
 
 def environment(threads: int | None) -> dict[str, str]:
@@ -62,15 +65,39 @@ def one_model(text: str, model: str) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def make_project(root: Path, hydra_overrides: list[str], model: str, env: dict[str, str]) -> Path:
-    """A git + DVC repository holding this project's pipeline and the benchmark's params.yaml."""
+def clocked(dvc_yaml: str, log: Path) -> str:
+    """dvc.yaml with every stage's command run under benchmarks/stage_clock.py."""
+    data = yaml.safe_load(dvc_yaml)
+    for stage in data["stages"].values():
+        body = stage.get("do", stage)
+        body["cmd"] = f"{sys.executable} {REPO / 'benchmarks' / 'stage_clock.py'} {log} {body['cmd']}"
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def stage_seconds(root: Path) -> list[dict[str, Any]]:
+    """The stages run so far in `root`, in order: command and wall seconds."""
+    log = root / STAGE_LOG
+    if not log.is_file():
+        return []
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
+
+
+def make_project(root: Path, hydra_overrides: list[str], model: str | None,
+                 env: dict[str, str]) -> Path:
+    """A git + DVC repository holding this project's pipeline and the benchmark's params.yaml
+    (with one model, or all of the experiment's when `model` is None); every stage timed."""
     from pipeline.compose import checked_params, compose
 
     for name in COPIED_FILES:
         shutil.copy(REPO / name, root / name)
     for name in COPIED_FOLDERS:
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    text = one_model(compose(hydra_overrides, root / "conf"), model)
+    (root / "dvc.yaml").write_text(clocked((REPO / "dvc.yaml").read_text(encoding="utf-8"),
+                                           (root / STAGE_LOG).resolve()), encoding="utf-8")
+    with (root / ".gitignore").open("a", encoding="utf-8") as ignored:
+        ignored.write(f"\n/{STAGE_LOG}\n")
+    text = compose(hydra_overrides, root / "conf")
+    text = one_model(text, model) if model else text
     checked_params(text, "benchmark params")
     (root / "params.yaml").write_text(text, encoding="utf-8")
     run(["git", "init", "-q"], root, env)

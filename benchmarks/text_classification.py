@@ -112,7 +112,14 @@ def pipeline_overhead(result: Measurement) -> list[str]:
     stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in
                        result.extra.get("stage_seconds", {}).items())
     outside = result.wall_seconds - result.train_seconds
-    return [f"pipeline stages (s, from their outputs' times, DVC's bookkeeping included): {stages}",
+    mlflow = result.extra["mlflow"]
+    return [f"pipeline stages (s, each stage's process): {stages}",
+            f"DVC's own time (`dvc repro` minus its stages): {result.extra['dvc_seconds']:.1f} s "
+            f"({100 * result.extra['dvc_seconds'] / result.train_seconds:.1f}% of the training)",
+            f"MLflow's time in the cell (replayed: import x 2 stages + calls): "
+            f"{mlflow['cell_seconds']:.2f} s "
+            f"({100 * mlflow['cell_seconds'] / result.train_seconds:.1f}% of the training; import "
+            f"{mlflow['import_seconds']:.2f} s, calls {mlflow['calls_seconds']:.2f} s)",
             f"pipeline time outside the training loop: {outside:.1f} s of {result.wall_seconds:.1f} s "
             f"({100 * outside / result.wall_seconds:.0f}%)",
             f"no-op `dvc repro`: {result.extra['noop_repro_seconds']:.2f} s"]

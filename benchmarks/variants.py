@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.project import environment, run
+from benchmarks.project import environment, run, stage_seconds
 from benchmarks.report import EXAMPLE, PIPELINE, RAW, Measurement, matmul_flops, warmup_steps
+from benchmarks.tracking_cost import replay
 from pipeline.config import Params, TrainConfig, cell_name, load_params
 from pipeline.data import make_splits, read_source
 from pipeline.tasks import TaskAdapter, get_task
@@ -117,7 +118,7 @@ def run_pipeline(project: Path, params: Params, threads: int | None) -> Measurem
     from pipeline.paths import cell_dir, metrics_file, raw_dir, tokenized_dir
 
     env = environment(threads)
-    began, started = time.time(), time.perf_counter()
+    started = time.perf_counter()
     run(["dvc", "repro"], project, env)
     wall = time.perf_counter() - started
     peak = peak_rss_bytes(resource.RUSAGE_CHILDREN)
@@ -125,8 +126,9 @@ def run_pipeline(project: Path, params: Params, threads: int | None) -> Measurem
     run(["dvc", "repro"], project, env)
     noop = time.perf_counter() - started
     model, seed = only_model(params)
+    mlflow = replay(project, model, seed)
     cell = cell_name(model, seed)
-    stages = stage_seconds(project, began, params.dataset.name, model, cell)
+    stages = {stage_label(entry["command"]): entry["seconds"] for entry in stage_seconds(project)}
     trained = read_json(project / metrics_file("train", cell))
     final = read_json(project / metrics_file("final", cell))
     for record in (trained, final):
@@ -146,30 +148,13 @@ def run_pipeline(project: Path, params: Params, threads: int | None) -> Measurem
         extra={"noop_repro_seconds": round(noop, 2), "rows": rows_digest(splits),
                "trainer_samples_per_second": trained["train_samples_per_second"],
                "steps": trained["steps"], "max_length": params.model(model).max_length,
-               "stage_seconds": stages})
+               "stage_seconds": stages,
+               "dvc_seconds": round(wall - sum(stages.values()), 2), "mlflow": mlflow})
 
 
-def stage_seconds(project: Path, began: float, dataset: str, model: str,
-                  cell: str) -> dict[str, float]:
-    """Each stage's share of the run, in the order DVC ran them, from the times their last
-    outputs were written (DVC reports no durations). A share includes DVC's bookkeeping
-    (hashing, caching) after the stage before."""
-    from pipeline.paths import REPORTS_DIR, manifest_file, metrics_file, tokenized_dir
-
-    last_outputs = {
-        "download": manifest_file(dataset),
-        "tokenize": tokenized_dir(model) / "info.json",
-        "baseline_eval": metrics_file("baseline", cell),
-        "train": metrics_file("train", cell),
-        "final_eval": metrics_file("final", cell),
-        "export_csv": REPORTS_DIR / "results.csv",
-    }
-    finished = sorted(((project / path).stat().st_mtime, stage)
-                      for stage, path in last_outputs.items())
-    shares, previous = {}, began
-    for when, stage in finished:
-        shares[stage], previous = round(when - previous, 2), when
-    return shares
+def stage_label(command: str) -> str:
+    """`python -m pipeline.stages.train --model minilm --seed 1` -> `train`."""
+    return command.split("pipeline.stages.", 1)[1].split()[0]
 
 
 # --- (b) the example script's recipe --------------------------------------------------------------
