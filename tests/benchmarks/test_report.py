@@ -13,6 +13,7 @@ from benchmarks.report import (
     checks_table,
     markdown_table,
     matmul_flops,
+    metric_of,
     results_table,
     training_flops,
     warmup_steps,
@@ -20,14 +21,15 @@ from benchmarks.report import (
 
 
 def measurement(variant: str, samples_per_second: float, accuracy: float,
-                gflops: float = 10.0) -> Measurement:
+                gflops: float = 10.0, metric: str = "accuracy") -> Measurement:
     """A result whose throughput and FLOP/s are exactly the given figures (10 s of training)."""
     params = 1_000_000
     tokens = round(gflops * 1e9 * 10 / (6 * params))
     return Measurement(variant=variant, train_samples=round(samples_per_second * 10),
-                       train_seconds=10.0, wall_seconds=30.0, test_accuracy=accuracy,
+                       train_seconds=10.0, wall_seconds=30.0, test_score=accuracy,
                        peak_rss_bytes=512 * 1024 * 1024, real_tokens=tokens,
-                       non_embedding_params=params, threads=2, extra={"rows": "abc"})
+                       non_embedding_params=params, threads=2, metric=metric,
+                       extra={"rows": "abc"})
 
 
 def test_training_flops_are_six_per_parameter_and_token():
@@ -92,4 +94,21 @@ def test_results_table_lists_variants_in_a_fixed_order_with_their_figures():
     pipeline = [cell.strip() for cell in lines[2].split("|")[1:-1]]
     assert pipeline[1:6] == ["40.0", "10.0", "30.0", "0.8050", "512"]
     assert pipeline[-2:] == ["10.0", "0.10"]
+
+
+
+def test_token_classification_checks_and_table_name_its_metric():
+    results = {PIPELINE: measurement(PIPELINE, 40.0, 0.80, metric="f1"),
+               EXAMPLE: measurement(EXAMPLE, 10.0, 0.82, metric="f1")}
+    found = {check.name: check for check in checks(results, None)}
+    assert found["f1 pipeline - example (points)"].value == pytest.approx(-2.0)
+    assert found["f1 pipeline - example (points)"].met is False
+    assert "test f1" in results_table(results, None).splitlines()[0]
+
+
+def test_variants_scored_with_different_metrics_are_refused():
+    with pytest.raises(ValueError, match="different metrics"):
+        metric_of({PIPELINE: measurement(PIPELINE, 40.0, 0.8),
+                   RAW: measurement(RAW, 40.0, 0.8, metric="f1")})
+    assert metric_of({}) == "accuracy"
 

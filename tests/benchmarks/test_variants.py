@@ -1,0 +1,24 @@
+"""The variants' pure helpers: the rows' fingerprint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.variants import cell_text, rows_digest
+
+
+def test_lists_read_back_from_parquet_as_arrays_give_the_same_digest():
+    written = {"train": pd.DataFrame({"tokens": [["EU", "rejects"]], "tags": [["B-ORG", "O"]]})}
+    read_back = {"train": pd.DataFrame({"tags": [np.array(["B-ORG", "O"], dtype=object)],
+                                        "tokens": [np.array(["EU", "rejects"], dtype=object)]})}
+    assert rows_digest(written) == rows_digest(read_back)
+    assert cell_text(["a", "b"]) == cell_text(np.array(["a", "b"])) == "a\x1eb"
+
+
+def test_the_digest_changes_with_a_row_or_its_order():
+    frame = pd.DataFrame({"text": ["a", "b"], "label": ["fresh", "rotten"]})
+    digest = rows_digest({"test": frame})
+    assert rows_digest({"test": frame.iloc[::-1]}) != digest
+    assert rows_digest({"test": frame.assign(label=["fresh", "fresh"])}) != digest
+
