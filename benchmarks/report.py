@@ -68,6 +68,38 @@ class Measurement:
         return cls(**data)
 
 
+@dataclass
+class GenerationMeasurement:
+    """One variant's generation over the test split: how many sentences and tokens it wrote,
+    in how long, and their BLEU."""
+
+    variant: str
+    sentences: int
+    generated_tokens: int  # tokens of the decoded outputs, counted by one tokenizer for all
+    eval_seconds: float  # the pass over the test split (batching, generation, decoding; see variants)
+    wall_seconds: float  # the whole process: imports, data, model, the pass, scoring
+    test_score: float  # sacreBLEU corpus BLEU, computed the pipeline's way
+    peak_rss_bytes: int
+    threads: int
+    metric: str = "bleu"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sentences_per_second(self) -> float:
+        return self.sentences / self.eval_seconds
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.generated_tokens / self.eval_seconds
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GenerationMeasurement:
+        return cls(**data)
+
+
 @dataclass(frozen=True)
 class Check:
     """A ratio against its goal; `met` is None when a variant it needs did not run."""
@@ -86,7 +118,7 @@ def _ratio(results: dict[str, Measurement], name: str, goal: str, threshold: flo
     return Check(name, measured, goal, measured >= threshold)
 
 
-def score_gap(results: dict[str, Measurement], metric: str,
+def score_gap(results: dict[str, Measurement | GenerationMeasurement], metric: str,
               goal: float = -1.0) -> Check:
     """The pipeline's test score minus the example's, in points (x 100 for scores in [0, 1])."""
     name, shown = f"{metric} pipeline - example (points)", f">= {goal:.1f}"
@@ -161,3 +193,28 @@ def checks_table(found: Sequence[Check]) -> str:
              verdict(check)] for check in found]
     return markdown_table(["ratio", "value", "goal", "verdict"], rows)
 
+
+def generation_checks(results: dict[str, GenerationMeasurement]) -> list[Check]:
+    """The fine-tuning benchmarks' goals applied to generation at evaluation: sentences/s
+    against the example recipe and the raw loop, and the BLEU gap."""
+    pipeline = results.get(PIPELINE)
+    return [
+        _ratio(results, "sentences/s pipeline / example", ">= 2.0", 2.0,
+               lambda: pipeline.sentences_per_second / results[EXAMPLE].sentences_per_second,
+               (PIPELINE, EXAMPLE)),
+        _ratio(results, "sentences/s pipeline / raw loop", ">= 0.9", 0.9,
+               lambda: pipeline.sentences_per_second / results[RAW].sentences_per_second,
+               (PIPELINE, RAW)),
+        score_gap(results, "bleu"),
+    ]
+
+
+def generation_table(results: dict[str, GenerationMeasurement]) -> str:
+    headers = ["variant", "sentences/s", "tokens/s", "eval s", "wall s", "BLEU",
+               "peak RSS MiB", "generated tokens"]
+    rows = [[variant, f"{result.sentences_per_second:.2f}", f"{result.tokens_per_second:.1f}",
+             f"{result.eval_seconds:.1f}", f"{result.wall_seconds:.1f}",
+             f"{result.test_score:.2f}", f"{result.peak_rss_bytes / MIB:.0f}",
+             str(result.generated_tokens)]
+            for variant, result in ((v, results[v]) for v in VARIANTS if v in results)]
+    return markdown_table(headers, rows)

@@ -8,9 +8,12 @@ from benchmarks.report import (
     EXAMPLE,
     PIPELINE,
     RAW,
+    GenerationMeasurement,
     Measurement,
     checks,
     checks_table,
+    generation_checks,
+    generation_table,
     markdown_table,
     matmul_flops,
     metric_of,
@@ -30,6 +33,16 @@ def measurement(variant: str, samples_per_second: float, accuracy: float,
                        peak_rss_bytes=512 * 1024 * 1024, real_tokens=tokens,
                        non_embedding_params=params, threads=2, metric=metric,
                        extra={"rows": "abc"})
+
+
+def generation(variant: str, sentences_per_second: float, bleu: float) -> GenerationMeasurement:
+    """A generation result over 20 s: 20 tokens per sentence."""
+    sentences = round(sentences_per_second * 20)
+    return GenerationMeasurement(variant=variant, sentences=sentences,
+                                 generated_tokens=20 * sentences, eval_seconds=20.0,
+                                 wall_seconds=40.0, test_score=bleu,
+                                 peak_rss_bytes=256 * 1024 * 1024, threads=2,
+                                 extra={"rows": "abc"})
 
 
 def test_training_flops_are_six_per_parameter_and_token():
@@ -112,3 +125,30 @@ def test_variants_scored_with_different_metrics_are_refused():
                    RAW: measurement(RAW, 40.0, 0.8, metric="f1")})
     assert metric_of({}) == "accuracy"
 
+
+def test_generation_rates_and_json_round_trip():
+    result = generation(PIPELINE, 2.5, 31.0)
+    assert result.sentences_per_second == pytest.approx(2.5)
+    assert result.tokens_per_second == pytest.approx(50.0)
+    assert GenerationMeasurement.from_json(result.to_json()) == result
+
+
+def test_generation_checks_compare_sentence_rates_and_bleu_in_points():
+    results = {PIPELINE: generation(PIPELINE, 3.0, 30.5), EXAMPLE: generation(EXAMPLE, 1.0, 31.0),
+               RAW: generation(RAW, 4.0, 30.0)}
+    found = {check.name: check for check in generation_checks(results)}
+    assert found["sentences/s pipeline / example"].value == pytest.approx(3.0)
+    assert found["sentences/s pipeline / example"].met
+    assert found["sentences/s pipeline / raw loop"].value == pytest.approx(0.75)
+    assert found["sentences/s pipeline / raw loop"].met is False
+    assert found["bleu pipeline - example (points)"].value == pytest.approx(-0.5)
+    assert found["bleu pipeline - example (points)"].met
+    assert [check.met for check in generation_checks({RAW: results[RAW]})] == [None, None, None]
+
+
+def test_generation_table_lists_variants_in_a_fixed_order_with_their_figures():
+    lines = generation_table({RAW: generation(RAW, 4.0, 30.0),
+                              EXAMPLE: generation(EXAMPLE, 1.0, 31.0)}).splitlines()
+    assert [line.split("|")[1].strip() for line in lines[2:]] == [EXAMPLE, RAW]
+    assert [cell.strip() for cell in lines[3].split("|")[1:-1]] == [
+        "raw", "4.00", "80.0", "20.0", "40.0", "30.00", "256", "1600"]

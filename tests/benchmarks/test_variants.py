@@ -1,10 +1,11 @@
-"""The variants' pure helpers: the rows' fingerprint."""
+"""The variants' pure helpers: the rows' fingerprint and the generated-token count."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from benchmarks.generation import generated_tokens
 from benchmarks.variants import cell_text, rows_digest
 
 
@@ -22,3 +23,11 @@ def test_the_digest_changes_with_a_row_or_its_order():
     assert rows_digest({"test": frame.iloc[::-1]}) != digest
     assert rows_digest({"test": frame.assign(label=["fresh", "fresh"])}) != digest
 
+
+def test_generated_tokens_count_every_output_without_special_tokens():
+    def tokenizer(texts, add_special_tokens):
+        assert add_special_tokens is False
+        return {"input_ids": [text.split() for text in texts]}
+
+    assert generated_tokens(tokenizer, ["un chien", "", "deux chats noirs"]) == 5
+    assert generated_tokens(tokenizer, []) == 0
