@@ -10,7 +10,8 @@ them to run_translation.py, and its test rows.
 
 - pipeline: the task adapter's `evaluate`, as baseline_eval and final_eval call it, in-process
   on the test split tokenized by the adapter: generation over length-sorted batches of
-  train.eval_batch_size, then the teacher-forced loss pass;
+  train.eval_batch_size, then the teacher-forced loss pass; the model stays where it loads,
+  as in those stages (on a GPU machine: the CPU; the example and raw variants use the GPU);
 - example: our re-implementation of transformers' run_translation.py defaults with
   --do_predict --predict_with_generate: Seq2SeqTrainer.predict, batch 8 in dataset order,
   DataCollatorForSeq2Seq padding per batch, sources up to 1,024 tokens, targets 128, the loss
@@ -109,7 +110,8 @@ def generated_tokens(tokenizer: Any, texts: list[str]) -> int:
 
 def untuned(params: Params) -> tuple[Any, str, Any, Any, Any, dict[str, Any]]:
     """What every variant starts from: the task, the model's name, its config, tokenizer and
-    untuned network (as baseline_eval builds it), and the rows."""
+    untuned network (as baseline_eval builds it, left where it loads: on the CPU), and the
+    rows."""
     from pipeline.modeling import build_model, load_tokenizer
 
     task = get_task(params.task)
@@ -121,7 +123,7 @@ def untuned(params: Params) -> tuple[Any, str, Any, Any, Any, dict[str, Any]]:
     splits, labels = load_rows(params, task)
     tokenizer = load_tokenizer(model_cfg, f"models.{model_name}")
     model = build_model(task, model_cfg, {"labels": labels}, tokenizer, seed,
-                        f"models.{model_name}").to(device())
+                        f"models.{model_name}")
     return task, model_name, model_cfg, tokenizer, model.eval(), splits
 
 
@@ -216,6 +218,7 @@ def run_raw(params: Params, launched_at: float) -> GenerationMeasurement:
     import torch
 
     task, model_name, model_cfg, tokenizer, model, splits = untuned(params)
+    model = model.to(device())
     batch_size = params.model(model_name).training(params.train).eval_batch_size
     settings = params.task.generation.as_kwargs()
     encoded = tokenizer(task.prefixed(list(splits["test"][SOURCE])), truncation=True,
