@@ -1,6 +1,6 @@
 """A throw-away copy of this repository, in which the pipeline's real stages run under `dvc repro`.
 
-Its params.yaml is the default experiment cut to one model and one seed; the other variants
+Its params.yaml is the benchmark's experiment cut to one model and one seed; the other variants
 read the same file, so all three train on the same rows with the same settings.
 """
 
@@ -42,10 +42,11 @@ def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Comple
     return result
 
 
-def overrides(train_rows: int | None, validation_rows: int | None, test_rows: int | None,
-              epochs: float | None, seed: int, extra: list[str]) -> list[str]:
-    """Hydra overrides of the default experiment for this benchmark."""
-    chosen = ["experiment=rotten_tomatoes", f"seeds=[{seed}]"]
+def overrides(experiment: str, train_rows: int | None, validation_rows: int | None,
+              test_rows: int | None, epochs: float | None, seed: int,
+              extra: list[str]) -> list[str]:
+    """Hydra overrides of an experiment preset (conf/experiment/) for a benchmark."""
+    chosen = [f"experiment={experiment}", f"seeds=[{seed}]"]
     for split, rows in (("train", train_rows), ("validation", validation_rows),
                         ("test", test_rows)):
         if rows is not None:
@@ -55,13 +56,19 @@ def overrides(train_rows: int | None, validation_rows: int | None, test_rows: in
     return chosen + extra
 
 
-def one_model(text: str, model: str) -> str:
-    """The composed config with every other model removed (the default experiment has two)."""
+def benchmark_config(text: str, model: str | None, repo: Path = REPO) -> str:
+    """The composed config with every other model removed (the presets have two or more; None
+    keeps them all), and a local dataset's relative path (read from the repository root, e.g.
+    ../shared/data/...) made absolute, so that it holds in the throw-away project too."""
     data = yaml.safe_load(text)
-    if model not in data["models"]:
+    if model is not None and model not in data["models"]:
         raise ValueError(f"model '{model}' is not in the composed experiment "
                          f"({sorted(data['models'])})")
-    data["models"] = {model: data["models"][model]}
+    if model is not None:
+        data["models"] = {model: data["models"][model]}
+    dataset = data.get("dataset", {})
+    if dataset.get("source") == "local" and not Path(dataset["path"]).expanduser().is_absolute():
+        dataset["path"] = str((repo / dataset["path"]).resolve())
     return yaml.safe_dump(data, sort_keys=False)
 
 
@@ -82,12 +89,21 @@ def stage_seconds(root: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
 
 
-def make_project(root: Path, hydra_overrides: list[str], model: str | None,
-                 env: dict[str, str]) -> Path:
-    """A git + DVC repository holding this project's pipeline and the benchmark's params.yaml
-    (with one model, or all of the experiment's when `model` is None); every stage timed."""
+def write_params(root: Path, hydra_overrides: list[str], model: str | None) -> Path:
+    """The benchmark's params.yaml in `root`, composed from this repository's conf/."""
     from pipeline.compose import checked_params, compose
 
+    text = benchmark_config(compose(hydra_overrides, REPO / "conf"), model)
+    checked_params(text, "benchmark params")
+    path = root / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def make_project(root: Path, hydra_overrides: list[str], model: str | None,
+                 env: dict[str, str]) -> Path:
+    """A git + DVC repository holding this project's pipeline, every stage timed, and the
+    benchmark's params.yaml (one model, or all of the experiment's when `model` is None)."""
     for name in COPIED_FILES:
         shutil.copy(REPO / name, root / name)
     for name in COPIED_FOLDERS:
@@ -96,10 +112,7 @@ def make_project(root: Path, hydra_overrides: list[str], model: str | None,
                                            (root / STAGE_LOG).resolve()), encoding="utf-8")
     with (root / ".gitignore").open("a", encoding="utf-8") as ignored:
         ignored.write(f"\n/{STAGE_LOG}\n")
-    text = compose(hydra_overrides, root / "conf")
-    text = one_model(text, model) if model else text
-    checked_params(text, "benchmark params")
-    (root / "params.yaml").write_text(text, encoding="utf-8")
+    write_params(root, hydra_overrides, model)
     run(["git", "init", "-q"], root, env)
     run(["dvc", "init", "-q"], root, env)
     run(["dvc", "config", "core.analytics", "false"], root, env)

@@ -3,7 +3,8 @@ raw PyTorch loop, in one run on one machine, plus the fp32 matrix-multiply ceili
 
 Every variant runs in its own fresh process, one after the other (never at once: they would
 compete for the cores). The table and the ratios against the issue's goals are printed at the
-end; `--json` keeps every figure.
+end; `--json` keeps every figure. The driver here (`main`) runs token classification too
+(benchmarks/token_classification.py), with that benchmark's experiment and variants.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +31,38 @@ from benchmarks.report import (
     checks_table,
     results_table,
 )
-from benchmarks.variants import MATMUL_VARIANT
+from benchmarks.variants import MATMUL_VARIANT, TEXT_CLASSIFICATION
 
 ALL = (*VARIANTS, MATMUL_VARIANT)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
+@dataclass(frozen=True)
+class Benchmark:
+    """A fine-tuning benchmark: which preset it cuts, and how its variants are told apart."""
+
+    name: str  # its module in benchmarks/, whose variants `python -m benchmarks.variants` runs
+    experiment: str  # the preset in conf/experiment/
+    metric: str  # the final_eval figure that is the test score
+    example_shape: str  # how the example recipe pads, for the setup line
+    description: str
+
+
+TEXT_CLASSIFICATION_BENCHMARK = Benchmark(
+    TEXT_CLASSIFICATION, "rotten_tomatoes", "accuracy", "example 128 (padded)", __doc__)
+
+
+def parse_args(argv: list[str] | None = None,
+               benchmark: Benchmark = TEXT_CLASSIFICATION_BENCHMARK) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=benchmark.description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    size = parser.add_argument_group("size (default: the default experiment's, as `make repro`)")
-    size.add_argument("--train-rows", type=int, default=None, help="cap on training rows (4000)")
-    size.add_argument("--validation-rows", type=int, default=None, help="cap (500)")
-    size.add_argument("--test-rows", type=int, default=None, help="cap (1000)")
-    size.add_argument("--epochs", type=float, default=None, help="training epochs (1)")
+    size = parser.add_argument_group(f"size (default: those of experiment={benchmark.experiment}, "
+                                     "conf/experiment/)")
+    size.add_argument("--train-rows", type=int, default=None, help="cap on training rows")
+    size.add_argument("--validation-rows", type=int, default=None, help="cap")
+    size.add_argument("--test-rows", type=int, default=None, help="cap")
+    size.add_argument("--epochs", type=float, default=None, help="training epochs")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--model", default="minilm", help="a model of the default experiment")
+    parser.add_argument("--model", default="minilm", help="a model of the experiment")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="a further Hydra override for every variant, e.g. train.batch_size=16")
     parser.add_argument("--variants", default=",".join(ALL),
@@ -64,15 +83,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def launch(variant: str, args: argparse.Namespace, project: Path, folder: Path,
-           env: dict[str, str]) -> dict[str, Any]:
-    """One variant in a fresh process; its output goes to <folder>/<variant>.log."""
+def launch(variant: str, benchmark: str, project: Path, folder: Path, env: dict[str, str],
+           threads: int | None, options: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One variant of a benchmark in a fresh process; its output goes to <folder>/<variant>.log.
+    `project` holds the params.yaml every variant reads."""
     out = folder / f"{variant}.json"
-    command = [sys.executable, "-m", "benchmarks.variants", variant, "--project", str(project),
-               "--out", str(out), "--launched-at", str(time.time()),
-               "--matmul-size", str(args.matmul_size)]
-    if args.threads is not None:
-        command += ["--threads", str(args.threads)]
+    command = [sys.executable, "-m", "benchmarks.variants", variant, "--benchmark", benchmark,
+               "--project", str(project), "--out", str(out), "--launched-at", str(time.time()),
+               *options]
+    if threads is not None:
+        command += ["--threads", str(threads)]
     log = folder / f"{variant}.log"
     print(f"running {variant} ... (log: {log})", flush=True)
     with log.open("w", encoding="utf-8") as handle:
@@ -84,14 +104,14 @@ def launch(variant: str, args: argparse.Namespace, project: Path, folder: Path,
     return json.loads(out.read_text(encoding="utf-8"))
 
 
-def same_rows(results: dict[str, Measurement]) -> str:
+def same_rows(results: dict[str, Any]) -> str:
     digests = {name: result.extra.get("rows") for name, result in results.items()}
     if len(set(digests.values())) > 1:
         return f"WARNING: the variants saw different rows: {digests}"
     return f"same rows in every variant (digest {next(iter(digests.values()), '-')})"
 
 
-def describe_setup(args: argparse.Namespace, project: Path) -> str:
+def describe_setup(project: Path, example_shape: str) -> str:
     from pipeline.config import load_params
 
     params = load_params(project / "params.yaml")
@@ -104,7 +124,7 @@ def describe_setup(args: argparse.Namespace, project: Path) -> str:
             f"validation {caps.validation}, test {caps.test}), seed {params.seeds[0]}\n"
             f"epochs {cfg.epochs}, batch {cfg.batch_size}, learning rate {cfg.learning_rate}, "
             f"weight decay {cfg.weight_decay}, warm-up {cfg.warmup}, {cfg.lr_scheduler} schedule; "
-            f"max length: pipeline and raw {model.max_length}, example 128 (padded)")
+            f"max length: pipeline and raw {model.max_length}, {example_shape}")
 
 
 def pipeline_overhead(result: Measurement) -> list[str]:
@@ -142,24 +162,28 @@ def report(results: dict[str, Measurement], matmul: dict[str, Any] | None,
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="benchmark-text-classification-", dir=args.workdir))
+def main(argv: list[str] | None = None,
+         benchmark: Benchmark = TEXT_CLASSIFICATION_BENCHMARK) -> None:
+    args = parse_args(argv, benchmark)
+    folder = Path(tempfile.mkdtemp(prefix=f"benchmark-{benchmark.name.replace('_', '-')}-",
+                                   dir=args.workdir))
     env = environment(args.threads)
     try:
         project = folder / "project"
         project.mkdir()
-        make_project(project, overrides(args.train_rows, args.validation_rows, args.test_rows,
-                                        args.epochs, args.seed, args.override), args.model, env)
+        make_project(project, overrides(benchmark.experiment, args.train_rows,
+                                        args.validation_rows, args.test_rows, args.epochs,
+                                        args.seed, args.override), args.model, env)
         results: dict[str, Measurement] = {}
         matmul = None
         for variant in args.variants:
-            found = launch(variant, args, project, folder, env)
+            found = launch(variant, benchmark.name, project, folder, env, args.threads,
+                           ("--matmul-size", str(args.matmul_size)))
             if variant == MATMUL_VARIANT:
                 matmul = found
             else:
                 results[variant] = Measurement.from_json(found)
-        text = report(results, matmul, describe_setup(args, project))
+        text = report(results, matmul, describe_setup(project, benchmark.example_shape))
         print("\n" + text)
         if args.json:
             args.json.write_text(json.dumps({

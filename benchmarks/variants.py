@@ -1,6 +1,8 @@
 """The three ways of fine-tuning MiniLM on Rotten Tomatoes that the benchmark compares, and the
 matrix-multiply ceiling. Each runs alone in a fresh process (`python -m benchmarks.variants
-<variant> ...`), so that its peak memory, imports and thread pool are its own.
+<variant> --benchmark <benchmark> ...`), so that its peak memory, imports and thread pool are
+its own. The other benchmarks' variants (benchmarks/token_classification.py,
+benchmarks/generation.py) run through the same entry and share the helpers here.
 
 - pipeline: this project's stages, run by `dvc repro` in a throw-away project;
 - example: our re-implementation of the defaults of transformers' text-classification example
@@ -17,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +43,9 @@ from pipeline.tasks.text_classification import LABEL, PAIR, TEXT
 EXAMPLE_MAX_LENGTH = 128  # run_glue.py's max_seq_length, with pad_to_max_length=True
 EXAMPLE_EVAL_BATCH = 8  # TrainingArguments' per_device_eval_batch_size default
 MATMUL_VARIANT = "matmul"
+TEXT_CLASSIFICATION = "text_classification"
+#: A variant's run in its child process: (the project's params, the child's arguments) -> JSON.
+Runner = Callable[[Params, argparse.Namespace], dict[str, Any]]
 
 
 def peak_rss_bytes(who: int) -> int:
@@ -71,15 +78,22 @@ def non_embedding_params(model: Any) -> int:
     return sum(p.numel() for p in model.parameters() if id(p) not in embedded)
 
 
+def cell_text(value: Any) -> str:
+    """A table cell as text, lists (tokens, tags) the same whether they came from pandas
+    (Python lists) or back from parquet (numpy arrays)."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return "\x1e".join(map(str, value))
+    return str(value)
+
+
 def rows_digest(splits: dict[str, pd.DataFrame]) -> str:
-    """A fingerprint of the texts and labels of every split, to show all variants saw the same
-    rows in the same order."""
+    """A fingerprint of every column of every split (texts and labels, tokens and tags,
+    sources and targets), to show all variants saw the same rows in the same order."""
     digest = hashlib.sha256()
     for split in sorted(splits):
         frame = splits[split]
-        for column in (TEXT, PAIR, LABEL):
-            if column in frame:
-                digest.update("\x1f".join(frame[column].astype(str)).encode())
+        for column in sorted(frame.columns):
+            digest.update("\x1f".join(map(cell_text, frame[column])).encode())
     return digest.hexdigest()[:16]
 
 
@@ -109,10 +123,10 @@ def label_ids(frame: pd.DataFrame, labels: list[str]) -> list[int]:
 
 # --- (a) the pipeline ---------------------------------------------------------------------------
 
-def run_pipeline(project: Path, params: Params, threads: int | None) -> Measurement:
-    """`dvc repro` of the whole DAG, then a second, no-op `dvc repro`; figures from its outputs."""
+def run_pipeline(project: Path, params: Params, threads: int | None, metric: str) -> Measurement:
+    """`dvc repro` of the whole DAG, then a second, no-op `dvc repro`; figures from its outputs
+    (`metric`: the final_eval figure reported as the test score)."""
     from datasets import load_from_disk
-    from transformers import AutoModelForSequenceClassification
 
     from pipeline.io import read_json
     from pipeline.paths import cell_dir, metrics_file, raw_dir, tokenized_dir
@@ -138,11 +152,11 @@ def run_pipeline(project: Path, params: Params, threads: int | None) -> Measurem
     epochs = trained["epochs"]
     splits = {split: pd.read_parquet(project / raw_dir(params.dataset.name) / f"{split}.parquet")
               for split in ("train", "validation", "test")}
-    network = AutoModelForSequenceClassification.from_pretrained(project / cell_dir(cell) / "model")
+    network = get_task(params.task).model_class.from_pretrained(project / cell_dir(cell) / "model")
     return Measurement(
         variant=PIPELINE, train_samples=round(len(train) * epochs),
         train_seconds=trained["train_seconds"], wall_seconds=wall,
-        test_accuracy=final["accuracy"], peak_rss_bytes=peak,
+        test_score=final[metric], metric=metric, peak_rss_bytes=peak,
         real_tokens=round(sum(len(ids) for ids in train["input_ids"]) * epochs),
         non_embedding_params=non_embedding_params(network), threads=apply_threads(None),
         extra={"noop_repro_seconds": round(noop, 2), "rows": rows_digest(splits),
@@ -196,7 +210,7 @@ def run_example(params: Params, launched_at: float) -> Measurement:
     epochs = result.metrics.get("epoch", cfg.epochs)
     return Measurement(
         variant=EXAMPLE, train_samples=round(len(train) * epochs), train_seconds=train_seconds,
-        wall_seconds=time.time() - launched_at, test_accuracy=scores["eval_accuracy"],
+        wall_seconds=time.time() - launched_at, test_score=scores["eval_accuracy"],
         peak_rss_bytes=peak_rss_bytes(resource.RUSAGE_SELF),
         real_tokens=round(sum(map(sum, train["attention_mask"])) * epochs),
         non_embedding_params=non_embedding_params(model), threads=apply_threads(None),
@@ -254,7 +268,7 @@ def run_raw(params: Params, launched_at: float) -> Measurement:
     return Measurement(
         variant=RAW, train_samples=samples, train_seconds=train_seconds,
         wall_seconds=time.time() - launched_at,
-        test_accuracy=evaluate(model, test, collator, cfg.eval_batch_size),
+        test_score=evaluate(model, test, collator, cfg.eval_batch_size),
         peak_rss_bytes=peak_rss_bytes(resource.RUSAGE_SELF), real_tokens=tokens,
         non_embedding_params=non_embedding_params(model), threads=apply_threads(None),
         extra={"rows": rows_digest(splits), "max_length": model_cfg.max_length})
@@ -296,18 +310,29 @@ def train_loop(model: Any, rows: list[dict[str, Any]], collator: Any, cfg: Train
 
 def evaluate(model: Any, rows: list[dict[str, Any]], collator: Any, batch_size: int) -> float:
     """Test accuracy over length-sorted batches (little padding), without gradients."""
+    logits = predict_rows(model, rows, collator, batch_size)
+    return float(np.mean([int(row.argmax()) == example["labels"]
+                          for row, example in zip(logits, rows, strict=True)]))
+
+
+def predict_rows(model: Any, rows: list[dict[str, Any]], collator: Any,
+                 batch_size: int) -> list[np.ndarray]:
+    """Each row's logits, in the rows' order, from length-sorted batches without gradients;
+    per-token logits are cut to the row's own length."""
     import torch
 
     model.eval()
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
-    correct = 0
+    found: list[np.ndarray] = [np.empty(0)] * len(rows)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
-            batch = collator([rows[i] for i in order[start:start + batch_size]])
-            labels = batch.pop("labels").to(model.device)
+            chosen = order[start:start + batch_size]
+            batch = collator([rows[i] for i in chosen])
+            batch.pop("labels")
             logits = model(**{key: value.to(model.device) for key, value in batch.items()}).logits
-            correct += int((logits.argmax(dim=-1) == labels).sum())
-    return correct / len(rows)
+            for i, row in zip(chosen, logits.float().cpu().numpy(), strict=True):
+                found[i] = row[:len(rows[i]["input_ids"])] if row.ndim == 2 else row
+    return found
 
 
 # --- the hardware's ceiling -----------------------------------------------------------------------
@@ -331,9 +356,25 @@ def matmul_rate(size: int, seconds: float) -> float:
     return statistics.median(rates)
 
 
+def text_classification_runners() -> dict[str, Runner]:
+    return {PIPELINE: lambda params, args: run_pipeline(args.project, params, args.threads,
+                                                        "accuracy").to_json(),
+            EXAMPLE: lambda params, args: run_example(params, args.launched_at).to_json(),
+            RAW: lambda params, args: run_raw(params, args.launched_at).to_json()}
+
+
+def runners(benchmark: str) -> dict[str, Runner]:
+    """The pipeline, example and raw runs of a benchmark (its module's `runners()`)."""
+    if benchmark == TEXT_CLASSIFICATION:
+        return text_classification_runners()
+    return importlib.import_module(f"benchmarks.{benchmark}").runners()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("variant", choices=[PIPELINE, EXAMPLE, RAW, MATMUL_VARIANT])
+    parser.add_argument("--benchmark", default=TEXT_CLASSIFICATION,
+                        choices=[TEXT_CLASSIFICATION, "token_classification", "generation"])
     parser.add_argument("--project", type=Path, required=True, help="the throw-away project")
     parser.add_argument("--out", type=Path, required=True, help="where to write the result JSON")
     parser.add_argument("--launched-at", type=float, required=True,
@@ -348,12 +389,8 @@ def main() -> None:
         result: dict[str, Any] = {"flops_per_second": matmul_rate(args.matmul_size,
                                                                   args.matmul_seconds),
                                   "size": args.matmul_size, "threads": threads}
-    elif args.variant == PIPELINE:
-        result = run_pipeline(args.project, params, args.threads).to_json()
-    elif args.variant == EXAMPLE:
-        result = run_example(params, args.launched_at).to_json()
     else:
-        result = run_raw(params, args.launched_at).to_json()
+        result = runners(args.benchmark)[args.variant](params, args)
     args.out.write_text(json.dumps(result, indent=2), encoding="utf-8")
 
 
