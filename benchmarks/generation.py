@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     env = environment(args.threads)
     try:
         params_file = write_params(folder, overrides(EXPERIMENT, None, None, args.test_rows, None,
-                                                     args.seed, args.override), args.model)
+                                                     [args.seed], args.override), args.model)
         results = {variant: GenerationMeasurement.from_json(
                        launch(variant, NAME, folder, folder, env, args.threads))
                    for variant in args.variants}

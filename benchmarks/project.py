@@ -43,10 +43,10 @@ def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Comple
 
 
 def overrides(experiment: str, train_rows: int | None, validation_rows: int | None,
-              test_rows: int | None, epochs: float | None, seed: int,
+              test_rows: int | None, epochs: float | None, seeds: list[int],
               extra: list[str]) -> list[str]:
     """Hydra overrides of an experiment preset (conf/experiment/) for a benchmark."""
-    chosen = [f"experiment={experiment}", f"seeds=[{seed}]"]
+    chosen = [f"experiment={experiment}", f"seeds=[{','.join(map(str, seeds))}]"]
     for split, rows in (("train", train_rows), ("validation", validation_rows),
                         ("test", test_rows)):
         if rows is not None:

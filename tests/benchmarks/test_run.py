@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.run import BENCHMARKS, check_shared, chosen
+from benchmarks.run import COMPARISONS, check_shared, chosen
 
 
 def test_options_alone_run_the_text_classification_benchmark():
@@ -14,7 +14,8 @@ def test_options_alone_run_the_text_classification_benchmark():
 
 def test_a_named_benchmark_takes_the_rest_and_all_runs_every_one():
     assert chosen(["generation", "--test-rows", "8"]) == (["generation"], ["--test-rows", "8"])
-    assert chosen(["all", "--threads", "2"]) == (list(BENCHMARKS), ["--threads", "2"])
+    assert chosen(["all", "--threads", "2"]) == (list(COMPARISONS), ["--threads", "2"])
+    assert chosen(["sweep_cost", "--keep"]) == (["sweep_cost"], ["--keep"])
 
 
 def test_an_unknown_benchmark_is_refused():
