@@ -23,6 +23,7 @@ from pipeline.config import Params, PretrainingConfig, TaskConfig
 from pipeline.data import load_split, training_share
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import atomic_dir, write_json
+from pipeline.launch import use_available_cores
 from pipeline.modeling import build_model
 from pipeline.paths import checkpoint_dir, metrics_file, pretrained_dir, trained_tokenizer_dir
 from pipeline.stages.common import SUCCESS, load_experiment, setup_logging
@@ -109,6 +110,7 @@ def main() -> None:
     logged = {"pretraining": {"name": args.name, **dataclasses.asdict(entry)},
               "train": dataclasses.asdict(entry.training(f"pretraining.{args.name}.train"))}
     run_id = start_cell_run(params, args.name, entry.seed, logged, purpose=STAGE)
+    use_available_cores()
     try:
         summary = pretrain(params, task, args.name, entry, run_id)
     except BaseException as error:
