@@ -27,6 +27,15 @@ def length_sorted_batches(dataset: Dataset, batch_size: int, columns: list[str],
         yield indices, list(dataset.select(indices).select_columns(columns))
 
 
+def for_inference(model: PreTrainedModel) -> PreTrainedModel:
+    """The model in evaluation mode, moved to the GPU when there is one: the stages load
+    models on the CPU, and evaluating (above all generating) there while a GPU idles is many
+    times slower."""
+    if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
+        model.to("cuda")
+    return model.eval()
+
+
 def on_device(batch: dict[str, torch.Tensor], model: PreTrainedModel) -> dict[str, torch.Tensor]:
     device = next(model.parameters()).device
     return {key: value.to(device) for key, value in batch.items()}
@@ -36,7 +45,7 @@ def predict_logits(model: PreTrainedModel, dataset: Dataset, collator: Any, batc
                    desc: str = "evaluate") -> np.ndarray:
     """Logits for every example of `dataset`, in its original order. Per-token logits are
     padded with zeros to the longest example."""
-    model.eval()
+    for_inference(model)
     features = [name for name in dataset.column_names if name != "labels"]
     outputs: list[np.ndarray] = []
     positions: list[np.ndarray] = []
@@ -56,7 +65,7 @@ def predict_logits(model: PreTrainedModel, dataset: Dataset, collator: Any, batc
 def generate_texts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Dataset,
                    batch_size: int, settings: dict[str, Any], desc: str = "generate") -> list[str]:
     """The decoded generation for every example of `dataset`, in its original order."""
-    model.eval()
+    for_inference(model)
     texts: list[str] = [""] * len(dataset)
     with torch.inference_mode():
         for indices, rows in length_sorted_batches(dataset, batch_size,
@@ -95,7 +104,7 @@ def token_scores(model: PreTrainedModel, dataset: Dataset, collator: Any, batch_
     `causal` model. Only the scored positions' logits are kept (15% of them for masked LM).
     Labels stay out of the forward pass (no full-vocabulary loss), so an encoder-decoder gets
     its decoder inputs shifted from them here."""
-    model.eval()
+    for_inference(model)
     size = len(dataset)
     scores = TokenScores(np.zeros(size), np.zeros(size, dtype=np.int64),
                          np.zeros(size, dtype=np.int64), [[] for _ in range(size)])
