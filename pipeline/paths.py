@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 RAW_DIR = Path("data/raw")
@@ -13,6 +14,7 @@ METRICS_DIR = Path("metrics")
 PRETRAINED_DIR = Path("pretrained")
 TOKENIZERS_DIR = Path("data/tokenizers")
 REPORTS_DIR = Path("reports")
+DVC_EXPERIMENT_DIR = re.compile(r"^(?P<root>.+?)/\.dvc/tmp/exps/[^/]+")
 
 
 def raw_dir(dataset: str) -> Path:
@@ -59,3 +61,11 @@ def gguf_cache_dir() -> Path:
     experiment and never a DVC output (DVC would store a second copy)."""
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "finetune-pipeline" / "gguf"
+
+
+def repository_root(cwd: Path | None = None) -> Path:
+    """The user's repository, also from a queued `dvc exp run` (which runs in a temporary copy
+    under `.dvc/tmp/exps/`, deleted afterwards)."""
+    cwd = (cwd or Path.cwd()).resolve()
+    match = DVC_EXPERIMENT_DIR.match(cwd.as_posix())
+    return Path(match["root"]) if match else cwd

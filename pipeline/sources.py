@@ -12,6 +12,7 @@ import importlib.util
 from pathlib import Path
 
 from pipeline.errors import SourceError
+from pipeline.paths import repository_root
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 
@@ -40,11 +41,15 @@ def package_version(spec: str) -> str:
 
 
 def local_path(spec: str, where: str) -> Path:
+    """A local file or folder. A relative path is read from the working folder (the
+    repository root), and, in a queued `dvc exp run`'s temporary copy, from the repository
+    itself when the copy lacks it (data beside the repository, git-ignored files)."""
     path = Path(spec).expanduser()
-    if not path.exists():
-        raise SourceError(f"{where}: '{spec}' does not exist (relative paths are read from the "
-                          f"repository root, {Path.cwd()})")
-    return path.resolve()
+    for base in dict.fromkeys([Path.cwd(), repository_root()]):
+        if (base / path).exists():
+            return (base / path).resolve()
+    raise SourceError(f"{where}: '{spec}' does not exist (relative paths are read from the "
+                      f"repository root, {repository_root()})")
 
 
 def resolve_path(source: str, spec: str, where: str) -> Path:

@@ -16,19 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Params
+from pipeline.paths import repository_root
 
-DVC_EXPERIMENT_DIR = re.compile(r"^(?P<root>.+?)/\.dvc/tmp/exps/[^/]+")
 SECRET_KEY = re.compile(r"token|password|passwd|secret|api[_-]?key|credential", re.IGNORECASE)
 REDACTED = "***"
 BATCH = 1000  # MLflow accepts at most 1000 metrics per log_batch call
-
-
-def repository_root(cwd: Path | None = None) -> Path:
-    """The user's repository, also from a queued `dvc exp run` (which runs in a temporary copy
-    under `.dvc/tmp/exps/`, deleted afterwards)."""
-    cwd = (cwd or Path.cwd()).resolve()
-    match = DVC_EXPERIMENT_DIR.match(cwd.as_posix())
-    return Path(match["root"]) if match else cwd
 
 
 def tracking_uri(configured: str | None) -> str:

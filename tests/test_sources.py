@@ -1,7 +1,7 @@
 import pytest
 
 from pipeline.errors import SourceError
-from pipeline.sources import check_weights, model_location, package_path, package_version
+from pipeline.sources import check_weights, local_path, model_location, package_path, package_version
 
 
 def test_package_folder_is_found_without_importing(minilm_dir):
@@ -34,3 +34,17 @@ def test_pickled_weights_alone_are_refused(tmp_path):
     (tmp_path / "pytorch_model.bin").write_bytes(b"")
     with pytest.raises(SourceError, match=r"no model.safetensors \(pytorch_model.bin\)"):
         check_weights(str(tmp_path), "models.x.path")
+
+
+def test_a_queued_experiment_reads_relative_paths_from_its_copy_then_from_the_repository(
+        tmp_path, monkeypatch):
+    repository = tmp_path / "project"
+    copy = repository / ".dvc" / "tmp" / "exps" / "tmpab12"
+    (tmp_path / "shared" / "data").mkdir(parents=True)   # beside the repository
+    (copy / "pretrained" / "mini").mkdir(parents=True)    # an output of the experiment itself
+    (repository / "pretrained" / "mini").mkdir(parents=True)
+    monkeypatch.chdir(copy)
+    assert local_path("../shared/data", "dataset.path") == tmp_path / "shared" / "data"
+    assert local_path("pretrained/mini", "models.mini.path") == copy / "pretrained" / "mini"
+    with pytest.raises(SourceError, match=f"repository root, {repository}"):
+        local_path("../nowhere", "dataset.path")
