@@ -35,10 +35,16 @@ import shutil
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from benchmarks.project import environment, overrides, write_params
+from benchmarks.project import (
+    add_run_options,
+    chosen_variants,
+    environment,
+    overrides,
+    work_folder,
+    write_params,
+)
 from benchmarks.report import (
     EXAMPLE,
     PIPELINE,
@@ -81,17 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="a further Hydra override, e.g. task.generation.num_beams=1")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated, run in this order (default: {','.join(VARIANTS)})")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for every variant (default: torch's own choice)")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="where params.yaml and the logs go (default: a temp folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder afterwards")
-    parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+    add_run_options(parser)
     args = parser.parse_args(argv)
-    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = sorted(set(args.variants) - set(VARIANTS))
-    if unknown:
-        parser.error(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
+    args.variants = chosen_variants(parser, args.variants, VARIANTS)
     return args
 
 
@@ -278,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     from pipeline.config import load_params
 
     args = parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="benchmark-generation-", dir=args.workdir))
+    folder = work_folder(args.workdir, NAME)
     env = environment(args.threads)
     try:
         params_file = write_params(folder, overrides(EXPERIMENT, None, None, args.test_rows, None,

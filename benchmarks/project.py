@@ -6,11 +6,13 @@ read the same file, so all three train on the same rows with the same settings.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,33 @@ def environment(threads: int | None) -> dict[str, str]:
     if threads is not None:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     return env
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark shares: threads, where its work goes, the JSON of figures."""
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for every variant (default: torch's own choice, "
+                             "which the pipeline's stages get too)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where the run's work folder goes (default: a temp folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder afterwards")
+    parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+
+
+def chosen_variants(parser: argparse.ArgumentParser, text: str, allowed: tuple[str, ...]) -> list[str]:
+    """`--variants a,b` as a list, in the order given; an unknown name stops the run."""
+    variants = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = sorted(set(variants) - set(allowed))
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; choose from {list(allowed)}")
+    return variants
+
+
+def work_folder(workdir: Path | None, benchmark: str) -> Path:
+    """A fresh folder for one run, under `workdir` (made if missing) or the temp folder."""
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"benchmark-{benchmark.replace('_', '-')}-", dir=workdir))
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -87,6 +116,11 @@ def stage_seconds(root: Path) -> list[dict[str, Any]]:
     if not log.is_file():
         return []
     return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
+
+
+def stage_label(command: str) -> str:
+    """`python -m pipeline.stages.train --model minilm --seed 1` -> `train`."""
+    return command.split("pipeline.stages.", 1)[1].split()[0]
 
 
 def write_params(root: Path, hydra_overrides: list[str], model: str | None) -> Path:

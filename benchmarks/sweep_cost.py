@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +27,16 @@ from typing import Any
 
 import yaml
 
-from benchmarks.project import environment, make_project, overrides, run, stage_seconds
+from benchmarks.project import (
+    add_run_options,
+    environment,
+    make_project,
+    overrides,
+    run,
+    stage_label,
+    stage_seconds,
+    work_folder,
+)
 from benchmarks.report import markdown_table
 
 NAME = "sweep_cost"
@@ -57,10 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--change", default="train.data_fraction=0.5", metavar="KEY=VALUE",
                         help="the setting changed before the second run (a dotted key of "
                              "params.yaml; the value is read as YAML)")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--json", type=Path, default=None)
+    add_run_options(parser)
     args = parser.parse_args(argv)
     args.seeds = [int(seed) for seed in args.seeds.split(",")]
     if "=" not in args.change:
@@ -85,8 +90,8 @@ def executions(project: Path, entries: list[dict[str, Any]]) -> list[Execution]:
             raise RuntimeError(f"cannot match stage command '{entry['command']}' in dvc.lock: "
                                f"{matches or 'no stage'}")
         name = matches[0]
-        kind = entry["command"].split("pipeline.stages.", 1)[1].split()[0]
-        found.append(Execution(name, kind, entry["seconds"], locked[name][1]))
+        found.append(Execution(name, stage_label(entry["command"]), entry["seconds"],
+                               locked[name][1]))
     return found
 
 
@@ -164,9 +169,7 @@ def report(runs: dict[str, dict[str, Any]], setup: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.workdir:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="benchmark-sweep-cost-", dir=args.workdir))
+    folder = work_folder(args.workdir, NAME)
     env = environment(args.threads)
     try:
         project = folder / "project"

@@ -16,13 +16,20 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.project import REPO, environment, make_project, overrides
+from benchmarks.project import (
+    REPO,
+    add_run_options,
+    chosen_variants,
+    environment,
+    make_project,
+    overrides,
+    work_folder,
+)
 from benchmarks.report import (
     PIPELINE,
     VARIANTS,
@@ -67,19 +74,10 @@ def parse_args(argv: list[str] | None = None,
                         help="a further Hydra override for every variant, e.g. train.batch_size=16")
     parser.add_argument("--variants", default=",".join(ALL),
                         help=f"comma-separated, run in this order (default: {','.join(ALL)})")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for every variant (default: torch's own choice, "
-                             "which the pipeline's stages get too)")
     parser.add_argument("--matmul-size", type=int, default=2048)
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="where the throw-away project and logs go (default: a temp folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder afterwards")
-    parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+    add_run_options(parser)
     args = parser.parse_args(argv)
-    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = sorted(set(args.variants) - set(ALL))
-    if unknown:
-        parser.error(f"--variants: unknown {unknown}; choose from {list(ALL)}")
+    args.variants = chosen_variants(parser, args.variants, ALL)
     return args
 
 
@@ -166,8 +164,7 @@ def report(results: dict[str, Measurement], matmul: dict[str, Any] | None,
 def main(argv: list[str] | None = None,
          benchmark: Benchmark = TEXT_CLASSIFICATION_BENCHMARK) -> None:
     args = parse_args(argv, benchmark)
-    folder = Path(tempfile.mkdtemp(prefix=f"benchmark-{benchmark.name.replace('_', '-')}-",
-                                   dir=args.workdir))
+    folder = work_folder(args.workdir, benchmark.name)
     env = environment(args.threads)
     try:
         project = folder / "project"

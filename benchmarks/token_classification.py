@@ -41,6 +41,7 @@ from benchmarks.variants import (
     predict_rows,
     rows_digest,
     run_pipeline,
+    train_as_the_example,
     train_loop,
 )
 from pipeline.config import Params
@@ -98,11 +99,7 @@ def run_example(params: Params, launched_at: float) -> Measurement:
         trainer = Trainer(model=model, args=example_arguments(cfg, Path(output), seed),
                           train_dataset=train, processing_class=tokenizer,
                           data_collator=DataCollatorForTokenClassification(tokenizer))
-        started = time.perf_counter()
-        result = trainer.train()
-        train_seconds = time.perf_counter() - started
-        trainer.save_model()
-        trainer.save_state()
+        result, train_seconds = train_as_the_example(trainer)
         predicted = trainer.predict(test)
     epochs = result.metrics.get("epoch", cfg.epochs)
     return Measurement(

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.project import environment, run, stage_seconds
+from benchmarks.project import environment, run, stage_label, stage_seconds
 from benchmarks.report import EXAMPLE, PIPELINE, RAW, Measurement, matmul_flops, warmup_steps
 from benchmarks.tracking_cost import replay
 from pipeline.config import Params, TrainConfig, cell_name, load_params
@@ -166,11 +166,6 @@ def run_pipeline(project: Path, params: Params, threads: int | None, metric: str
                "dvc_seconds": round(wall - sum(stages.values()), 2), "mlflow": mlflow})
 
 
-def stage_label(command: str) -> str:
-    """`python -m pipeline.stages.train --model minilm --seed 1` -> `train`."""
-    return command.split("pipeline.stages.", 1)[1].split()[0]
-
-
 # --- (b) the example script's recipe --------------------------------------------------------------
 
 def run_example(params: Params, launched_at: float) -> Measurement:
@@ -201,11 +196,7 @@ def run_example(params: Params, launched_at: float) -> Measurement:
         trainer = Trainer(model=model, args=example_arguments(cfg, Path(output), seed),
                           train_dataset=train, eval_dataset=test, processing_class=tokenizer,
                           data_collator=default_data_collator, compute_metrics=accuracy)
-        started = time.perf_counter()
-        result = trainer.train()
-        train_seconds = time.perf_counter() - started
-        trainer.save_model()
-        trainer.save_state()
+        result, train_seconds = train_as_the_example(trainer)
         scores = trainer.evaluate()
     epochs = result.metrics.get("epoch", cfg.epochs)
     return Measurement(
@@ -217,6 +208,17 @@ def run_example(params: Params, launched_at: float) -> Measurement:
         extra={"rows": rows_digest(splits), "steps": result.global_step,
                "max_length": EXAMPLE_MAX_LENGTH,
                "padded_tokens": round(len(train) * EXAMPLE_MAX_LENGTH * epochs)})
+
+
+def train_as_the_example(trainer: Any) -> tuple[Any, float]:
+    """`trainer.train()` and its seconds; then the model and the trainer's state saved, as the
+    example scripts do (not timed)."""
+    started = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - started
+    trainer.save_model()
+    trainer.save_state()
+    return result, seconds
 
 
 def example_arguments(cfg: TrainConfig, output: Path, seed: int) -> Any:
