@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.config import cell_name
-from pipeline.stages.common import FAILED, SUCCESS
+from pipeline.records import FAILED, SUCCESS
 
 CONFIDENCE = 0.95
 SIGNIFICANCE = 0.05

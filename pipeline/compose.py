@@ -10,13 +10,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
-from pipeline.config import PARAMS_FILE, Params, parse_params
-from pipeline.errors import ConfigError, SourceError, run_cli
+from pipeline.config import PARAMS_FILE
+from pipeline.errors import ConfigError, run_cli
+from pipeline.experiment import checked_params
 from pipeline.io import atomic_file
-from pipeline.paths import pretrained_dir
-from pipeline.sources import model_location, resolve_path
 
 CONF_DIR = Path("conf")
 
@@ -38,35 +35,6 @@ def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> str:
         message = " ".join(str(error).split("Config search path")[0].split())
         raise ConfigError(f"conf/ with overrides {overrides}: {message}") from None
     return OmegaConf.to_yaml(cfg)
-
-
-def check_sources(params: Params) -> None:
-    """Local and package sources exist (Hub ids are checked when first loaded), except the
-    models that this experiment pre-trains itself."""
-    built_here = {pretrained_dir(name) for name in params.pretraining}
-    for name, model in params.models.items():
-        where = f"models.{name}.path"
-        if model.source == "hub" or (model.source == "local" and Path(model.path) in built_here):
-            continue
-        if model.gguf_file:
-            file = resolve_path(model.source, model.path, where) / model.gguf_file
-            if not file.is_file():
-                raise SourceError(f"models.{name}.gguf_file: '{file}' does not exist")
-        elif model.source is not None:
-            model_location(model.source, model.path, where)
-    if params.dataset.source != "hub":
-        resolve_path(params.dataset.source, params.dataset.path, "dataset.path")
-
-
-def checked_params(text: str, where: str) -> Params:
-    """Composed params, validated and with their local sources found, before any work."""
-    from pipeline.stages.common import check_task_settings
-    from pipeline.tasks import get_task
-
-    params = parse_params(yaml.safe_load(text), where)
-    check_task_settings(params, get_task(params.task))
-    check_sources(params)
-    return params
 
 
 def main() -> None:

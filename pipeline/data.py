@@ -16,7 +16,6 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from pipeline.config import SPLITS, DatasetConfig
 from pipeline.errors import DataError, SourceError
@@ -257,6 +256,8 @@ def check_ids(frames: dict[str, pd.DataFrame], cfg: DatasetConfig) -> None:
 def _cut(frame: pd.DataFrame, size: int | float, strata: pd.Series | None, seed: int,
          what: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split `frame` into (rest, part) with `size` rows (or that fraction) in `part`."""
+    from sklearn.model_selection import train_test_split
+
     if strata is not None and strata.value_counts().min() < 2:
         log.warning("%s: some classes have a single example; splitting without stratification",
                     what)

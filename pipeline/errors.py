@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 
@@ -24,7 +25,9 @@ class SourceError(PipelineError):
 
 
 def run_cli(main: Callable[[], None]) -> None:
-    """Run a command-line entry point, turning a PipelineError into one clear line."""
+    """Run a command-line entry point: log to stderr, and turn a PipelineError into one
+    clear line and exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         main()
     except PipelineError as error:

@@ -24,8 +24,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from pipeline.config import TrainConfig
 from pipeline.errors import ConfigError
 from pipeline.io import read_json, write_json
@@ -88,6 +86,8 @@ def use_available_cores() -> None:
     """PyTorch starts a thread per physical core of the machine, blind to `taskset` and to a
     container's CPU limit; more threads than cores make every matrix product wait for the
     slowest. An explicit OMP_NUM_THREADS (parallel jobs, launched workers) is kept."""
+    import torch
+
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(min(torch.get_num_threads(), available_cores()))
 
@@ -100,6 +100,8 @@ def threads_per_process(processes: int) -> int:
 
 def check_devices(cfg: TrainConfig, where: str) -> None:
     """On CUDA every process needs a GPU of its own (NCCL refuses to share one)."""
+    import torch
+
     gpus = torch.cuda.device_count()
     if gpus and cfg.processes > gpus:
         raise ConfigError(f"{where}.processes: {cfg.processes} processes, but {gpus} CUDA GPU(s) "
@@ -114,6 +116,8 @@ def distributed_flags() -> dict[str, Any]:
     devices) multiplies the loss by the number of processes for models that take
     `num_items_in_batch` but ignore it (BERT's classification heads), doubling the gradients
     and the logged loss with two processes."""
+    import torch
+
     flags: dict[str, Any] = {"average_tokens_across_devices": False}
     if not torch.cuda.is_available():
         flags.update(use_cpu=True, ddp_backend="gloo")

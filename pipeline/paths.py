@@ -14,6 +14,18 @@ METRICS_DIR = Path("metrics")
 PRETRAINED_DIR = Path("pretrained")
 TOKENIZERS_DIR = Path("data/tokenizers")
 REPORTS_DIR = Path("reports")
+#: What the report stage writes (relative to a project, or to a sweep's folder).
+RESULTS_FILE = REPORTS_DIR / "results.csv"
+SUMMARY_FILE = REPORTS_DIR / "summary.csv"
+SUMMARY_MARKDOWN_FILE = REPORTS_DIR / "summary.md"
+HEADLINE_FILE = REPORTS_DIR / "metrics.json"
+CURVES_FILE = REPORTS_DIR / "curves.csv"
+PER_LABEL_FILE = REPORTS_DIR / "per_label.csv"
+LABEL_DISTRIBUTION_FILE = REPORTS_DIR / "label_distribution.csv"
+EXAMPLES_FILE = REPORTS_DIR / "examples.md"
+PLOTS_DIR = REPORTS_DIR / "plots"
+COMPARISON_PLOT = PLOTS_DIR / "base_vs_finetuned.png"
+TRAINING_CURVES_PLOT = PLOTS_DIR / "training_curves.png"
 DVC_EXPERIMENT_DIR = re.compile(r"^(?P<root>.+?)/\.dvc/tmp/exps/[^/]+")
 
 
@@ -29,9 +41,14 @@ def tokenized_dir(model: str) -> Path:
     return TOKENIZED_DIR / model
 
 
-def cell_dir(cell: str) -> Path:
-    """The train stage's output: the fine-tuned model, curves and the MLflow run id."""
+def train_output_dir(cell: str) -> Path:
+    """The train stage's output folder: `model/` (the fine-tuned model), `curves.json` (the
+    Trainer's log history) and `train.json` (the training record with the MLflow run id)."""
     return MODELS_DIR / cell
+
+
+def fine_tuned_model_dir(cell: str) -> Path:
+    return train_output_dir(cell) / "model"
 
 
 def checkpoint_dir(cell: str) -> Path:
@@ -39,8 +56,23 @@ def checkpoint_dir(cell: str) -> Path:
     return CHECKPOINTS_DIR / cell
 
 
-def metrics_file(stage: str, cell: str) -> Path:
-    return METRICS_DIR / stage / f"{cell}.json"
+def baseline_metrics_file(cell: str) -> Path:
+    """The untuned model's record (`baseline_eval`): test metrics, or the cell's failure."""
+    return METRICS_DIR / "baseline" / f"{cell}.json"
+
+
+def train_metrics_file(cell: str) -> Path:
+    """The training record (`train`), the same as `train_output_dir(cell) / "train.json"`."""
+    return METRICS_DIR / "train" / f"{cell}.json"
+
+
+def final_metrics_file(cell: str) -> Path:
+    """The fine-tuned model's record (`final_eval`): test metrics, or the cell's failure."""
+    return METRICS_DIR / "final" / f"{cell}.json"
+
+
+def pretrain_metrics_file(name: str) -> Path:
+    return METRICS_DIR / "pretrain" / f"{name}.json"
 
 
 def predictions_file(cell: str) -> Path:

@@ -13,9 +13,9 @@ import argparse
 import json
 
 from pipeline.errors import run_cli
+from pipeline.experiment import experiment_cell
 from pipeline.modeling import load_trained
-from pipeline.paths import cell_dir
-from pipeline.stages.common import Cell, load_experiment
+from pipeline.paths import fine_tuned_model_dir
 
 
 def main() -> None:
@@ -27,15 +27,13 @@ def main() -> None:
                         help="texts to classify, tag, translate, summarize, fill or continue")
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     args = parser.parse_args()
-    params, task = load_experiment()
-    cell = Cell(params, task, args.model, args.seed)
-    params.model(args.model)
-    model, tokenizer = load_trained(task, cell_dir(cell.name) / "model")
-    for result in task.predict(args.inputs, model, tokenizer):
+    cell = experiment_cell(args.model, args.seed)
+    model, tokenizer = load_trained(cell.task, fine_tuned_model_dir(cell.name))
+    for result in cell.task.predict(args.inputs, model, tokenizer):
         if args.json:
             print(json.dumps(result))
         else:
-            print(task.format_prediction(result))
+            print(cell.task.format_prediction(result))
 
 
 if __name__ == "__main__":

@@ -12,11 +12,13 @@ import subprocess
 
 from pipeline.config import cell_name
 from pipeline.errors import PipelineError, run_cli
-from pipeline.io import read_json
-from pipeline.paths import metrics_file
-from pipeline.stages.common import FAILED, load_experiment
+from pipeline.experiment import load_experiment
+from pipeline.paths import baseline_metrics_file, final_metrics_file, train_metrics_file
+from pipeline.records import FAILED, read_record
 
-CELL_STAGES = {"baseline": "baseline_eval", "train": "train", "final": "final_eval"}
+#: Each cell stage and the record it writes.
+CELL_STAGES = {"baseline_eval": baseline_metrics_file, "train": train_metrics_file,
+               "final_eval": final_metrics_file}
 
 
 def failed_cells() -> list[str]:
@@ -24,8 +26,9 @@ def failed_cells() -> list[str]:
     failed = []
     for model, seed in params.cells():
         cell = cell_name(model, seed)
-        records = [metrics_file(stage, cell) for stage in CELL_STAGES]
-        if any(path.is_file() and read_json(path).get("status") == FAILED for path in records):
+        records = [(record(cell), stage) for stage, record in CELL_STAGES.items()]
+        if any(path.is_file() and read_record(path, stage)["status"] == FAILED
+               for path, stage in records):
             failed.append(cell)
     return failed
 
@@ -35,7 +38,7 @@ def main() -> None:
     if not cells:
         return
     print(f"retrying failed cells: {', '.join(cells)}", flush=True)
-    stages = [f"{stage}@{cell}" for cell in cells for stage in CELL_STAGES.values()]
+    stages = [f"{stage}@{cell}" for cell in cells for stage in CELL_STAGES]
     result = subprocess.run(["dvc", "repro", "--force", "--single-item", *stages], check=False)
     if result.returncode != 0:
         raise PipelineError(f"dvc repro of {', '.join(stages)} failed (exit {result.returncode})")

@@ -31,14 +31,13 @@ import yaml
 from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.compose import checked_params
 from pipeline.config import PARAMS_FILE
 from pipeline.errors import PipelineError
+from pipeline.experiment import checked_params
 from pipeline.io import atomic_file
 from pipeline.launch import available_cores, threads_per_process
-from pipeline.paths import PRETRAINED_DIR, pretrained_dir
-from pipeline.stages.common import SUCCESS
-from pipeline.stages.export_csv import RESULTS_FILE
+from pipeline.paths import PRETRAINED_DIR, RESULTS_FILE, pretrained_dir
+from pipeline.records import SUCCESS
 
 log = logging.getLogger("pipeline.run")
 

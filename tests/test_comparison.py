@@ -34,7 +34,7 @@ NUMERIC = ["base_accuracy", "finetuned_accuracy", "improvement_accuracy", "base_
 
 @pytest.fixture
 def results_csv(tmp_path) -> Path:
-    """A results.csv as export_csv writes it: a failed seed, and a model with no success."""
+    """A results.csv as the report stage writes it: a failed seed, and a model with no success."""
     path = tmp_path / "results.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)

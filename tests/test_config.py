@@ -133,7 +133,7 @@ def test_language_pair_picks_the_columns_and_the_hub_model():
 
 
 def test_a_seq2seq_model_cannot_pick_a_generated_metric_for_the_best_checkpoint():
-    from pipeline.stages.common import check_task_settings
+    from pipeline.experiment import check_task_settings
     from pipeline.tasks import get_task
 
     data = yaml.safe_load(compose(["experiment=multi30k_fr_en", "train.metric_for_best_model=bleu"],
@@ -145,7 +145,7 @@ def test_a_seq2seq_model_cannot_pick_a_generated_metric_for_the_best_checkpoint(
 
 
 def test_a_task_with_labels_needs_a_label_column_and_language_modelling_does_not(default_params):
-    from pipeline.stages.common import check_task_settings
+    from pipeline.experiment import check_task_settings
     from pipeline.tasks import get_task
 
     data = {**default_params, "dataset": {**default_params["dataset"], "label_column": None}}

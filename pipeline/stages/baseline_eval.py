@@ -11,24 +11,17 @@ from typing import Any
 
 from pipeline.data import load_split
 from pipeline.errors import run_cli
+from pipeline.experiment import load_tokenized, read_manifest
 from pipeline.io import write_json
 from pipeline.modeling import build_model
-from pipeline.paths import metrics_file
-from pipeline.stages.common import (
-    SUCCESS,
-    load_tokenized,
-    parse_cell,
-    read_manifest,
-    run_cell_stage,
-    setup_logging,
-)
-
-STAGE = "baseline"
+from pipeline.paths import baseline_metrics_file
+from pipeline.records import SUCCESS
+from pipeline.stages.common import parse_cell, run_cell_stage
 
 
 def main() -> None:
     cell = parse_cell(__doc__)
-    record = metrics_file(STAGE, cell.name)
+    record = baseline_metrics_file(cell.name)
 
     def body() -> None:
         manifest = read_manifest(cell.params)
@@ -45,9 +38,8 @@ def main() -> None:
     def on_failure(failure: dict[str, Any]) -> None:
         write_json(record, failure)
 
-    run_cell_stage(STAGE, body, on_failure)
+    run_cell_stage("baseline_eval", body, on_failure)
 
 
 if __name__ == "__main__":
-    setup_logging()
     run_cli(main)

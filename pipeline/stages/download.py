@@ -6,9 +6,9 @@ import logging
 
 from pipeline.data import check_ids, make_splits, read_source
 from pipeline.errors import DataError, run_cli
+from pipeline.experiment import load_experiment
 from pipeline.io import atomic_dir, sha256, write_json
 from pipeline.paths import raw_dir
-from pipeline.stages.common import load_experiment, setup_logging
 
 log = logging.getLogger("download")
 
@@ -52,5 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    setup_logging()
     run_cli(main)

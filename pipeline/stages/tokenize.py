@@ -14,10 +14,10 @@ from datasets import Dataset, DatasetDict
 from pipeline.config import SPLITS
 from pipeline.data import load_split
 from pipeline.errors import run_cli
+from pipeline.experiment import load_experiment, read_manifest
 from pipeline.io import atomic_dir, write_json
 from pipeline.modeling import load_tokenizer
 from pipeline.paths import tokenized_dir
-from pipeline.stages.common import load_experiment, read_manifest, setup_logging
 from pipeline.tokenizer_training import train_tokenizer
 
 log = logging.getLogger("tokenize")
@@ -62,5 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    setup_logging()
     run_cli(main)

@@ -12,9 +12,9 @@ import logging
 
 from pipeline.data import load_split
 from pipeline.errors import run_cli
+from pipeline.experiment import load_experiment
 from pipeline.io import atomic_dir
 from pipeline.paths import trained_tokenizer_dir
-from pipeline.stages.common import load_experiment, setup_logging
 from pipeline.tokenizer_training import train_tokenizer
 
 log = logging.getLogger("train_tokenizer")
@@ -36,5 +36,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    setup_logging()
     run_cli(main)

@@ -1,18 +1,23 @@
-"""What every task adapter provides: the stages call these and never branch on the task."""
+"""What every task adapter provides: the stages call these and never branch on the task.
+
+Adapters import torch, transformers and datasets inside the methods that need them, so that
+reading data (`download`), composing a config and writing reports stay free of them.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from datasets import Dataset
-from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
 
 from pipeline.config import DatasetConfig, TaskConfig
-from pipeline.evaluation import predict_logits
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
 
 
 class TaskAdapter(ABC):
@@ -35,8 +40,14 @@ class TaskAdapter(ABC):
     collator_reads_extra_columns: bool = False
     #: Column used to stratify seeded splits, or None.
     strata_column: str | None = None
-    #: The transformers Auto class that adds this task's head.
-    model_class: Any
+    #: The transformers Auto class that adds this task's head, by name.
+    model_class_name: str
+
+    @property
+    def model_class(self) -> Any:
+        import transformers
+
+        return getattr(transformers, self.model_class_name)
 
     @abstractmethod
     def prepare(self, frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:
@@ -78,6 +89,8 @@ class TaskAdapter(ABC):
                  manifest: dict[str, Any], batch_size: int,
                  desc: str) -> tuple[dict[str, float], dict[str, Any], Any]:
         """Metrics, report and outputs (here logits) of `model` on a tokenized split."""
+        from pipeline.evaluation import predict_logits
+
         logits = predict_logits(model, split, self.collator(tokenizer), batch_size, desc)
         scalars, report = self.metrics(logits, split["labels"], manifest)
         return scalars, report, logits

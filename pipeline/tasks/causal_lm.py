@@ -8,24 +8,20 @@ predictions table.
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from datasets import Dataset
-from transformers import (
-    AutoModelForCausalLM,
-    DataCollatorForSeq2Seq,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import DataError
-from pipeline.evaluation import TokenScores, on_device
 from pipeline.tasks.language_modeling import LanguageModeling
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from pipeline.evaluation import TokenScores
 
 
 class CausalLanguageModeling(LanguageModeling):
-    model_class = AutoModelForCausalLM
+    model_class_name = "AutoModelForCausalLM"
     causal = True
 
     prediction_columns = ("prompt", "reference", "generated")
@@ -48,12 +44,18 @@ class CausalLanguageModeling(LanguageModeling):
                          desc="labels")
 
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
+        from transformers import DataCollatorForSeq2Seq
+
         return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
 
     def examples(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                  split: Dataset, scores: TokenScores) -> list[dict[str, Any]]:
         """The model's continuation of the first `task.prompt_tokens` tokens of the first
         `task.samples` test blocks that are long enough, beside the true continuation."""
+        import torch
+
+        from pipeline.evaluation import on_device
+
         prompt_length = self.config.prompt_tokens
         ids = [block for block in split["input_ids"] if len(block) > prompt_length]
         ids = ids[:self.config.samples]
@@ -81,6 +83,8 @@ class CausalLanguageModeling(LanguageModeling):
     def predict(self, inputs: list[str], model: PreTrainedModel,
                 tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
         """Each input continued by the model (one at a time: prompts differ in length)."""
+        import torch
+
         settings = self.config.generation.as_kwargs()
         results = []
         with torch.inference_mode():

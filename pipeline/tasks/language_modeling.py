@@ -11,17 +11,20 @@ import math
 from abc import abstractmethod
 from collections.abc import Iterator
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from datasets import Dataset
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pipeline.config import DatasetConfig
 from pipeline.data import column
 from pipeline.errors import DataError
-from pipeline.evaluation import TokenScores, token_scores
 from pipeline.tasks.base import TaskAdapter
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from pipeline.evaluation import TokenScores
 
 TEXT = "text"
 
@@ -93,6 +96,8 @@ class LanguageModeling(TaskAdapter):
                  manifest: dict[str, Any], batch_size: int,
                  desc: str) -> tuple[dict[str, float], dict[str, Any], list[dict[str, Any]]]:
         """Perplexity over the split's labelled tokens, and rows to read (see `examples`)."""
+        from pipeline.evaluation import token_scores
+
         scores = token_scores(model, split, self.collator(tokenizer), batch_size, desc,
                               causal=self.causal)
         scalars, report = self.metrics(scores, None, manifest)

@@ -8,21 +8,17 @@ measured on the same tokens.
 
 from __future__ import annotations
 
-from typing import Any
-
-from datasets import Dataset
-from transformers import (
-    AutoModelForMaskedLM,
-    DataCollatorForLanguageModeling,
-    DataCollatorForSeq2Seq,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import MaskingSettings
 from pipeline.errors import DataError
-from pipeline.evaluation import TokenScores
 from pipeline.tasks.language_modeling import LanguageModeling
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from pipeline.evaluation import TokenScores
 
 
 class MaskingCollator:
@@ -31,6 +27,8 @@ class MaskingCollator:
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, masking: MaskingSettings,
                  seed: int | None = None) -> None:
+        from transformers import DataCollatorForLanguageModeling, DataCollatorForSeq2Seq
+
         self.pad = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
         self.mask = DataCollatorForLanguageModeling(
             tokenizer, mlm_probability=masking.probability, whole_word_mask=masking.whole_word,
@@ -42,7 +40,7 @@ class MaskingCollator:
 
 
 class MaskedLanguageModeling(LanguageModeling):
-    model_class = AutoModelForMaskedLM
+    model_class_name = "AutoModelForMaskedLM"
     causal = False
     #: The collator reads special-token masks and offsets, which Trainer would otherwise drop.
     collator_reads_extra_columns = True
@@ -67,6 +65,8 @@ class MaskedLanguageModeling(LanguageModeling):
 
     def add_labels(self, split: Dataset, tokenizer: PreTrainedTokenizerBase,
                    training: bool) -> Dataset:
+        from datasets import Dataset
+
         if training:  # masked afresh in every batch
             return split
         collator = MaskingCollator(tokenizer, self.config.masking,

@@ -8,23 +8,19 @@ cost more than the training on a CPU. The test split is scored by generation.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from datasets import Dataset
-from transformers import (
-    AutoModelForSeq2SeqLM,
-    DataCollatorForSeq2Seq,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
 
 from pipeline.config import DatasetConfig
 from pipeline.data import column
 from pipeline.errors import DataError
-from pipeline.evaluation import generate_texts, token_scores
 from pipeline.tasks.base import TaskAdapter
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 SOURCE, TARGET, REFERENCE = "source", "target", "reference"
 
@@ -34,7 +30,7 @@ def mean_words(texts: list[str]) -> float:
 
 
 class Seq2SeqTask(TaskAdapter):
-    model_class = AutoModelForSeq2SeqLM
+    model_class_name = "AutoModelForSeq2SeqLM"
     lower_is_better = ("loss",)
     validation_metric_names = ("loss",)
 
@@ -80,6 +76,8 @@ class Seq2SeqTask(TaskAdapter):
                          desc="tokenize")
 
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
+        from transformers import DataCollatorForSeq2Seq
+
         return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
 
     def evaluate(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, split: Dataset,
@@ -87,6 +85,8 @@ class Seq2SeqTask(TaskAdapter):
                  desc: str) -> tuple[dict[str, float], dict[str, Any], list[str]]:
         """Scores of the generated texts against the references as written, and the
         teacher-forced loss per target token."""
+        from pipeline.evaluation import generate_texts, token_scores
+
         hypotheses = generate_texts(model, tokenizer, split, batch_size,
                                     self.config.generation.as_kwargs(), desc)
         scalars, report = self.metrics(hypotheses, split[REFERENCE], manifest)
@@ -110,6 +110,10 @@ class Seq2SeqTask(TaskAdapter):
 
     def predict(self, inputs: list[str], model: PreTrainedModel,
                 tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
+        from datasets import Dataset
+
+        from pipeline.evaluation import generate_texts
+
         encoded = Dataset.from_dict(dict(tokenizer(self.prefixed(inputs), truncation=True)))
         outputs = generate_texts(model, tokenizer, encoded, len(inputs),
                                  self.config.generation.as_kwargs(), "predict")

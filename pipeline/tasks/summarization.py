@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rouge_score.rouge_scorer import RougeScorer
 
 from pipeline.tasks.seq2seq import SOURCE, TARGET, Seq2SeqTask, mean_words
 
@@ -30,6 +29,8 @@ def lead(text: str, count: int) -> str:
 
 def rouge(hypotheses: list[str], references: list[str]) -> dict[str, float]:
     """Mean F1 x 100 over examples; ROUGE-Lsum sees one sentence per line."""
+    from rouge_score.rouge_scorer import RougeScorer
+
     scorer = RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
     totals = {name: [] for name in ROUGE_TYPES}
     for hypothesis, reference in zip(hypotheses, references, strict=True):

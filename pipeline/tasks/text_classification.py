@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
-from datasets import Dataset
-from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
-from transformers import (
-    AutoModelForSequenceClassification,
-    DataCollatorWithPadding,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
 
 from pipeline.config import DatasetConfig
 from pipeline.errors import DataError
 from pipeline.tasks.base import TaskAdapter
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 TEXT, PAIR, LABEL = "text", "text_pair", "label"
 PAIR_SEPARATOR = " ||| "
@@ -30,7 +25,7 @@ class TextClassification(TaskAdapter):
     validation_metric_names = metric_names
     lower_is_better = ("loss",)
     strata_column = LABEL
-    model_class = AutoModelForSequenceClassification
+    model_class_name = "AutoModelForSequenceClassification"
 
     def prepare(self, frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:
         needed = [*cfg.text_columns, cfg.label_column]
@@ -87,10 +82,15 @@ class TextClassification(TaskAdapter):
                          desc="tokenize")
 
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
+        from transformers import DataCollatorWithPadding
+
         return DataCollatorWithPadding(tokenizer)
 
     def metrics(self, logits: np.ndarray, labels: Any,
                 manifest: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+        import torch
+        from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
         names = manifest["labels"]
         labels = np.asarray(labels)
         predicted = logits.argmax(axis=-1)
@@ -116,6 +116,8 @@ class TextClassification(TaskAdapter):
 
     def prediction_table(self, raw: pd.DataFrame, logits: np.ndarray,
                          manifest: dict[str, Any], labels: Any) -> pd.DataFrame:
+        import torch
+
         names = np.array(manifest["labels"])
         probabilities = torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy()
         table = raw.rename(columns={LABEL: "reference"}).copy()
@@ -128,6 +130,8 @@ class TextClassification(TaskAdapter):
 
     def predict(self, inputs: list[str], model: PreTrainedModel,
                 tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
+        import torch
+
         pairs = [text.split(PAIR_SEPARATOR, 1) for text in inputs]
         first = [pair[0] for pair in pairs]
         second = [pair[1] for pair in pairs] if all(len(p) == 2 for p in pairs) else None

@@ -6,23 +6,18 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
-from datasets import Dataset
-from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
-from transformers import (
-    AutoModelForTokenClassification,
-    DataCollatorForTokenClassification,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
 
 from pipeline.config import DatasetConfig
 from pipeline.errors import DataError
 from pipeline.tasks.base import TaskAdapter
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +86,7 @@ class TokenClassification(TaskAdapter):
     validation_metric_names = metric_names
     lower_is_better = ("loss",)
     strata_column = None
-    model_class = AutoModelForTokenClassification
+    model_class_name = "AutoModelForTokenClassification"
 
     def prepare(self, frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:
         tokens_column, tags_column = cfg.text_columns[0], cfg.label_column
@@ -162,10 +157,21 @@ class TokenClassification(TaskAdapter):
                          desc="tokenize")
 
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
+        from transformers import DataCollatorForTokenClassification
+
         return DataCollatorForTokenClassification(tokenizer)
 
     def metrics(self, logits: np.ndarray, labels: Any,
                 manifest: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+        import torch
+        from seqeval.metrics import (
+            accuracy_score,
+            classification_report,
+            f1_score,
+            precision_score,
+            recall_score,
+        )
+
         references, predictions = word_sequences(logits, labels, manifest["labels"])
         flat_logits = np.concatenate([row[: len(np.asarray(lab))][np.asarray(lab) != IGNORED]
                                       for row, lab in zip(logits, labels, strict=True)])
@@ -206,6 +212,8 @@ class TokenClassification(TaskAdapter):
 
     def predict(self, inputs: list[str], model: PreTrainedModel,
                 tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
+        import torch
+
         results = []
         for text in inputs:
             words = [(m.group(), m.start(), m.end()) for m in WORD.finditer(text)]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sacrebleu.metrics import BLEU, CHRF
-
 from pipeline.tasks.seq2seq import Seq2SeqTask, mean_words
 
 
@@ -16,6 +14,8 @@ class Translation(Seq2SeqTask):
                 manifest: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
         """sacreBLEU's defaults (13a tokenization, case-sensitive), as its command line scores
         the exported hypotheses against the references."""
+        from sacrebleu.metrics import BLEU, CHRF
+
         bleu, chrf = BLEU(), CHRF()
         bleu_score = bleu.corpus_score(outputs, [references])
         chrf_score = chrf.corpus_score(outputs, [references])

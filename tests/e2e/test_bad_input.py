@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.test_pipeline_e2e import run
+from tests.e2e.project import run
 
 BAD_EXIT = 2
 
@@ -110,7 +110,7 @@ def test_stage_without_params_says_how_to_make_them(project):
 def test_seed_outside_the_config_is_refused(project):
     assert compose(project).returncode == 0
     assert_refused(stage(project, "train", "--model", "minilm", "--seed", "99"),
-                   "--seed 99: not in seeds [1, 2, 3]")
+                   "seed 99: not in seeds [1, 2, 3]")
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert list(params["models"]) == ["minilm"]
 
@@ -125,7 +125,7 @@ def test_missing_gguf_file_is_refused_before_any_work(project):
 def test_masked_lm_with_a_tokenizer_without_mask_token_stops_at_tokenize(project, tmp_path):
     from transformers import AutoTokenizer
 
-    from tests.test_pipeline_e2e import save_local_model
+    from tests.conftest import save_local_model
 
     folder = tmp_path / "no_mask"
     save_local_model(folder, corrupt=False)

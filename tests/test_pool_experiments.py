@@ -1,8 +1,8 @@
-"""pipeline.experiments' reading of params; tests/test_queue_e2e.py pools real experiments."""
+"""pipeline.pool_experiments' reading of params; tests/test_queue_e2e.py pools real experiments."""
 
 from __future__ import annotations
 
-from pipeline.experiments import differing, flattened
+from pipeline.pool_experiments import differing, flattened
 
 
 def test_params_flatten_to_override_names():
@@ -17,5 +17,6 @@ def test_only_params_that_differ_are_swept():
     params = {"e1": {"seeds": "[1]", "lr": "0.1", "task": "t"},
               "e2": {"seeds": "[2]", "lr": "0.1", "task": "t"},
               "e3": {"seeds": "[3]", "lr": "0.1", "task": "t", "extra": "1"}}
-    assert differing(params) == {"e1": ["extra=", "seeds=[1]"], "e2": ["extra=", "seeds=[2]"],
-                                 "e3": ["extra=1", "seeds=[3]"]}
+    assert differing(params) == {"e1": {"extra": "", "seeds": "[1]"},
+                                 "e2": {"extra": "", "seeds": "[2]"},
+                                 "e3": {"extra": "1", "seeds": "[3]"}}

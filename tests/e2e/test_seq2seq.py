@@ -13,9 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.tasks.summarization import rouge
 from tests.conftest import REPO
-from tests.test_pipeline_e2e import make_project, run
-
-pytestmark = pytest.mark.e2e
+from tests.e2e.project import make_project, run
 
 MULTI30K = REPO.parent / "shared/data/multi30k"
 TINY_BART = """\

@@ -1,13 +1,13 @@
 """One report and one MLflow parent run for several DVC experiments, as for a Hydra sweep:
-`python -m pipeline.experiments [NAME ...]` (default: the experiments of the current commit,
+`python -m pipeline.pool_experiments [NAME ...]` (default: the experiments of the current commit,
 as `dvc exp list` names them).
 
 `dvc exp run --queue -S 'seeds=[1],[2],[3]'` makes one experiment per value, each with its
 own results table and parent run. This puts them side by side: each experiment's
 params.yaml, results and curves are read from its git ref into
 `experiments/<time>/<name>/`, the params that differ between the experiments are what was
-swept, and pipeline.sweep pools them into `experiments/<time>/reports/` and a parent run
-holding each experiment's own parent run.
+swept, and they are pooled into `experiments/<time>/reports/` and a parent run holding
+each experiment's own parent run (pipeline/pooling.py, as for a Hydra sweep).
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ import yaml
 from pipeline.config import PARAMS_FILE
 from pipeline.errors import ConfigError, run_cli
 from pipeline.io import atomic_file
-from pipeline.stages.common import setup_logging
-from pipeline.stages.export_csv import CURVES_FILE, RESULTS_FILE
-from pipeline.sweep import OVERRIDES_FILE, report_sweep
+from pipeline.paths import CURVES_FILE, RESULTS_FILE
+from pipeline.pooling import Job, pool_jobs
 
 EXPERIMENT_FILES = (Path(PARAMS_FILE), RESULTS_FILE, CURVES_FILE)
 REPORTS_ROOT = Path("experiments")
@@ -65,12 +64,12 @@ def flattened(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def differing(params: dict[str, dict[str, str]]) -> dict[str, list[str]]:
-    """Each experiment's `key=value` overrides: the params whose value is not the same in
-    every experiment."""
+def differing(params: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Each experiment's settings: the params whose value is not the same in every
+    experiment."""
     keys = sorted({key for flat in params.values() for key in flat})
     swept = [key for key in keys if len({flat.get(key) for flat in params.values()}) > 1]
-    return {name: [f"{key}={flat.get(key, '')}" for key in swept] for name, flat in params.items()}
+    return {name: {key: flat.get(key, "") for key in swept} for name, flat in params.items()}
 
 
 def write_experiment(name: str, ref: str, folder: Path) -> dict[str, str]:
@@ -83,21 +82,19 @@ def write_experiment(name: str, ref: str, folder: Path) -> dict[str, str]:
                 scratch.write_text(text.stdout, encoding="utf-8")
     if not (folder / name / RESULTS_FILE).is_file():
         raise ConfigError(f"experiments: {name} has no {RESULTS_FILE} (did it fail before "
-                          f"export_csv? `dvc queue logs {name}`)")
+                          f"the report stage? `dvc queue logs {name}`)")
     return flattened(yaml.safe_load((folder / name / PARAMS_FILE).read_text(encoding="utf-8")))
 
 
 def main() -> None:
-    setup_logging()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="experiment names (default: `dvc exp list`)")
     names = parser.parse_args().names
     folder = REPORTS_ROOT / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     params = {name: write_experiment(name, ref, folder) for name, ref in chosen_refs(names).items()}
-    for name, overrides in differing(params).items():
-        with atomic_file(folder / name / OVERRIDES_FILE) as scratch:
-            scratch.write_text(yaml.safe_dump(overrides), encoding="utf-8")
-    summary = report_sweep(folder, lambda job: f"tags.dvc_experiment = '{job.name}'")
+    jobs = [Job(name, folder / name, settings, f"tags.dvc_experiment = '{name}'")
+            for name, settings in differing(params).items()]
+    summary = pool_jobs(folder, jobs)
     print(f"{len(params)} experiments pooled: {summary}")
 
 

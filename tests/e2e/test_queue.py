@@ -1,6 +1,6 @@
 """Two queued experiments run at once (`dvc queue start -j 2`) and write to the same MLflow sqlite
 store, in the user's repository (not in DVC's temporary copies), without losing a run; then
-`python -m pipeline.experiments` pools them into one report and parent run."""
+`python -m pipeline.pool_experiments` pools them into one report and parent run."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.stages.test_train_resume import RESUME_EXPERIMENT
-from tests.test_pipeline_e2e import make_project, run
-
-pytestmark = pytest.mark.e2e
+from tests.e2e.project import make_project, run
+from tests.e2e.test_train_resume import RESUME_EXPERIMENT
 
 QUICK_EXPERIMENT = RESUME_EXPERIMENT.replace("epochs: 4", "epochs: 1")
 RATES = ("1e-4", "3e-4")
@@ -72,7 +70,7 @@ def test_two_queued_experiments_share_one_mlflow_store(queued):
 
 def test_the_queued_experiments_pool_into_one_report_and_parent_run(queued):
     root, client, experiment, parents = queued
-    done = run([sys.executable, "-m", "pipeline.experiments"], root)
+    done = run([sys.executable, "-m", "pipeline.pool_experiments"], root)
     (folder,) = (root / "experiments").iterdir()
     assert "2 experiments pooled" in done.stdout
     results = pd.read_csv(folder / "reports/results.csv")

@@ -1,10 +1,11 @@
-"""Stage `export_csv`: one row per model x seed in reports/results.csv, the comparison of
-models across seeds (reports/summary.csv, reports/summary.md), the training curves
-(reports/curves.csv), figures in reports/plots/, and a few test examples per model in
-reports/examples.md.
+"""The reports of an experiment, from its cells' records: one row per model x seed in
+reports/results.csv, the comparison of models across seeds (summary.csv, summary.md,
+metrics.json), the training curves (curves.csv), per-label scores, the label distribution,
+figures in reports/plots/, a few test examples per model (examples.md), and the parent MLflow
+run that holds the cells.
 
-A cell that failed keeps its row, with status `failed` and the error; the other
-cells' results are kept.
+A cell that failed keeps its row, with status `failed` and the error; the other cells'
+results are kept. The same functions write a sweep's pooled reports (pipeline/pooling.py).
 """
 
 from __future__ import annotations
@@ -17,45 +18,46 @@ import pandas as pd
 
 from pipeline.comparison import successful, summary_markdown, summary_table
 from pipeline.config import Params, cell_name
-from pipeline.errors import run_cli
 from pipeline.io import atomic_file, read_json, write_json
-from pipeline.paths import REPORTS_DIR, cell_dir, metrics_file, predictions_file
+from pipeline.paths import (
+    COMPARISON_PLOT,
+    CURVES_FILE,
+    EXAMPLES_FILE,
+    HEADLINE_FILE,
+    LABEL_DISTRIBUTION_FILE,
+    PER_LABEL_FILE,
+    RESULTS_FILE,
+    SUMMARY_FILE,
+    SUMMARY_MARKDOWN_FILE,
+    TRAINING_CURVES_PLOT,
+    baseline_metrics_file,
+    final_metrics_file,
+    predictions_file,
+    train_metrics_file,
+    train_output_dir,
+)
 from pipeline.plots import CURVE_COLUMNS, base_vs_finetuned, training_curves
-from pipeline.stages.common import FAILED, SUCCESS, load_experiment, read_manifest, setup_logging
-from pipeline.stages.final_eval import comparison
-from pipeline.stages.train import curve_points
-from pipeline.tasks.base import TaskAdapter
+from pipeline.records import FAILED, SUCCESS, base_vs_finetuned_metrics, curve_points, read_record
+from pipeline.tasks import TaskAdapter
 from pipeline.tracking import log_parent_run
 
-RESULTS_FILE = REPORTS_DIR / "results.csv"
-SUMMARY_FILE = REPORTS_DIR / "summary.csv"
-SUMMARY_MARKDOWN_FILE = REPORTS_DIR / "summary.md"
-HEADLINE_FILE = REPORTS_DIR / "metrics.json"
 HEADLINE_STATS = ("mean", "std", "ci95_low", "ci95_high")
-CURVES_FILE = REPORTS_DIR / "curves.csv"
-PLOTS_DIR = REPORTS_DIR / "plots"
-COMPARISON_PLOT = PLOTS_DIR / "base_vs_finetuned.png"
-TRAINING_CURVES_PLOT = PLOTS_DIR / "training_curves.png"
-PER_LABEL_FILE = REPORTS_DIR / "per_label.csv"
-LABEL_DISTRIBUTION_FILE = REPORTS_DIR / "label_distribution.csv"
-EXAMPLES_FILE = REPORTS_DIR / "examples.md"
 EXAMPLES_PER_MODEL = 3
 EXAMPLE_CELL_CHARS = 300  # articles are cut: the table is for reading at a glance
 PER_LABEL_COLUMNS = ["model", "seed", "stage", "label", "precision", "recall", "f1", "support"]
 TRAIN_COLUMNS = ("train_seconds", "train_samples_per_second", "steps", "best_validation_metric")
-log = logging.getLogger("export_csv")
+log = logging.getLogger(__name__)
 
 
-def read_record(stage: str, cell: str) -> dict[str, Any]:
-    path = metrics_file(stage, cell)
-    if not path.is_file():
-        return {"status": FAILED, "stage": stage, "error": f"{path} is missing"}
-    return read_json(path)
+def cell_records(cell: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The baseline, training and final records of a cell (failed ones where missing)."""
+    return (read_record(baseline_metrics_file(cell), "baseline_eval"),
+            read_record(train_metrics_file(cell), "train"),
+            read_record(final_metrics_file(cell), "final_eval"))
 
 
 def cell_row(params: Params, task: TaskAdapter, model: str, seed: int) -> dict[str, Any]:
-    cell = cell_name(model, seed)
-    baseline, trained, final = (read_record(stage, cell) for stage in ("baseline", "train", "final"))
+    baseline, trained, final = cell_records(cell_name(model, seed))
     failures = [record for record in (baseline, trained, final) if record["status"] != SUCCESS]
     model_cfg = params.model(model)
     row: dict[str, Any] = {
@@ -68,7 +70,7 @@ def cell_row(params: Params, task: TaskAdapter, model: str, seed: int) -> dict[s
     }
     finals = {name: final.get(name) for name in task.metric_names}
     if final["status"] == SUCCESS:
-        row.update(comparison(baseline, finals))
+        row.update(base_vs_finetuned_metrics(baseline, finals))
     else:
         row.update({f"base_{name}": baseline.get(name) for name in task.metric_names})
     row.update(baseline.get("reference_scores", {}))
@@ -97,8 +99,8 @@ def per_label_table(params: Params) -> pd.DataFrame:
     fine-tuning, one row per model x seed x stage x label."""
     rows = []
     for model, seed in params.cells():
-        for stage, name in (("baseline", "base"), ("final", "finetuned")):
-            record = read_record(stage, cell_name(model, seed))
+        baseline, _, final = cell_records(cell_name(model, seed))
+        for name, record in (("base", baseline), ("finetuned", final)):
             for label, values in (record.get("report") or {}).get("per_label", {}).items():
                 rows.append({"model": model, "seed": seed, "stage": name, "label": label,
                              **values})
@@ -120,7 +122,7 @@ def curves_table(results: pd.DataFrame) -> pd.DataFrame:
     one row per logged point, from the Trainer history that `train` keeps in curves.json."""
     rows = []
     for cell in successful(results).itertuples():
-        path = cell_dir(cell_name(cell.model, cell.seed)) / "curves.json"
+        path = train_output_dir(cell_name(cell.model, cell.seed)) / "curves.json"
         if not path.is_file():
             log.warning("%s is missing: no training curve for this cell", path)
             continue
@@ -129,8 +131,9 @@ def curves_table(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
-def validation_metrics(params: Params) -> dict[str, str]:
-    """The metric each model kept its best checkpoint by: the one its curves should show."""
+def checkpoint_metrics(params: Params) -> dict[str, str]:
+    """The validation metric each model kept its best checkpoint by: the one its curves
+    should show."""
     return {model: params.model(model).training(params.train).metric_for_best_model
             for model in params.models}
 
@@ -185,7 +188,7 @@ def headline_metrics(summary: pd.DataFrame, metric: str) -> dict[str, dict[str, 
 def write_comparison(results: pd.DataFrame, task: TaskAdapter, title: str,
                      folder: Path) -> tuple[pd.DataFrame, list[Path]]:
     """results.csv, summary.csv, summary.md and the base-vs-fine-tuned plot under `folder`:
-    this stage's reports, or a sweep's pooled ones (pipeline.sweep). Returns the summary
+    an experiment's reports, or a sweep's pooled ones (pipeline/pooling.py). Returns the summary
     table and the files written."""
     paths = [folder / RESULTS_FILE, folder / SUMMARY_FILE, folder / SUMMARY_MARKDOWN_FILE,
              folder / COMPARISON_PLOT]
@@ -198,11 +201,11 @@ def write_comparison(results: pd.DataFrame, task: TaskAdapter, title: str,
     return summary, paths
 
 
-def track_results(params: Params, results: pd.DataFrame, headline: dict[str, dict[str, float]],
-                  artifacts: list[Path]) -> None:
+def track_results(params: Params, results: pd.DataFrame, artifacts: list[Path]) -> None:
     """The parent MLflow run of this table: its cells nested under it, the reports as
-    artifacts, the headline metrics as `<model>.<figure>`. Tagged with this folder, so a
-    sweep (pipeline.sweep) finds the parent of each of its jobs."""
+    artifacts, the headline metrics (reports/metrics.json) as `<model>.<figure>`. Tagged with
+    this folder, so a sweep (pipeline/pooling.py) finds the parent of each of its jobs."""
+    headline = read_json(HEADLINE_FILE)
     metrics = {f"{model}.{name}": value for model, figures in headline.items()
                for name, value in figures.items()}
     log_parent_run(params, f"{params.experiment_name}: {len(results)} cells",
@@ -211,25 +214,20 @@ def track_results(params: Params, results: pd.DataFrame, headline: dict[str, dic
                    artifacts=artifacts)
 
 
-def main() -> None:
-    params, task = load_experiment()
+
+def write_experiment_reports(params: Params, task: TaskAdapter,
+                             manifest: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
+    """Every report of this project from its cells' records; returns the results table and
+    the files the parent MLflow run keeps."""
     results = results_table(params, task)
     summary, written = write_comparison(results, task, f"Results: {params.experiment_name}",
                                         Path("."))
     curves = curves_table(results)
     write_csv(curves, CURVES_FILE)
-    training_curves(curves, validation_metrics(params), TRAINING_CURVES_PLOT)
+    training_curves(curves, checkpoint_metrics(params), TRAINING_CURVES_PLOT)
     headline = headline_metrics(summary, task.metric_names[0])
     write_json(HEADLINE_FILE, headline)
-    track_results(params, results, headline,
-                  [*written, CURVES_FILE, TRAINING_CURVES_PLOT, HEADLINE_FILE])
     write_csv(per_label_table(params), PER_LABEL_FILE)
-    write_csv(label_distribution_table(read_manifest(params)), LABEL_DISTRIBUTION_FILE)
+    write_csv(label_distribution_table(manifest), LABEL_DISTRIBUTION_FILE)
     write_text(examples_markdown(params), EXAMPLES_FILE)
-    print(results[["status", "model", "seed", *[c for c in results if c.startswith("finetuned_")]]]
-          .to_string(index=False))
-
-
-if __name__ == "__main__":
-    setup_logging()
-    run_cli(main)
+    return results, [*written, CURVES_FILE, TRAINING_CURVES_PLOT, HEADLINE_FILE]

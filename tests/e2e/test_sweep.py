@@ -20,9 +20,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.test_pipeline_e2e import make_project, run
-
-pytestmark = pytest.mark.e2e
+from tests.e2e.project import make_project, run
 
 SWEEP_EXPERIMENT = """\
 # @package _global_

@@ -1,0 +1,126 @@
+"""The experiment a command works on: validated params, its task adapter, and its cells.
+
+Everything here is checked before any heavy work, so a typo or a missing source stops a
+command with one message. Torch is not imported here (composing a config stays fast).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from pipeline.config import ModelConfig, Params, TrainConfig, cell_name, load_params, parse_params
+from pipeline.errors import ConfigError, PipelineError, SourceError
+from pipeline.io import read_json
+from pipeline.paths import manifest_file, pretrained_dir, tokenized_dir
+from pipeline.sources import model_location, resolve_path
+from pipeline.tasks import TaskAdapter, get_task
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+    from transformers import PreTrainedTokenizerBase
+
+
+def load_experiment() -> tuple[Params, TaskAdapter]:
+    """params.yaml, validated, and its task adapter."""
+    params = load_params()
+    task = get_task(params.task)
+    check_task_settings(params, task)
+    return params, task
+
+
+def check_task_settings(params: Params, task: TaskAdapter) -> None:
+    """Settings whose allowed values depend on the task."""
+    if task.needs_label_column and not params.dataset.label_column:
+        raise ConfigError(f"dataset.label_column: task '{params.task.name}' needs the column that "
+                          "holds the labels (or target texts); set it in the dataset config")
+    for name, model in params.models.items():
+        metric = model.training(params.train, f"models.{name}.train").metric_for_best_model
+        if metric not in task.validation_metric_names:
+            raise ConfigError(f"train.metric_for_best_model: '{metric}' is not measured on the "
+                              f"validation split by task '{params.task.name}'; choose one of "
+                              f"{list(task.validation_metric_names)}")
+
+
+def check_sources(params: Params) -> None:
+    """Local and package sources exist (Hub ids are checked when first loaded), except the
+    models that this experiment pre-trains itself."""
+    built_here = {pretrained_dir(name) for name in params.pretraining}
+    for name, model in params.models.items():
+        where = f"models.{name}.path"
+        if model.source == "hub" or (model.source == "local" and Path(model.path) in built_here):
+            continue
+        if model.gguf_file:
+            file = resolve_path(model.source, model.path, where) / model.gguf_file
+            if not file.is_file():
+                raise SourceError(f"models.{name}.gguf_file: '{file}' does not exist")
+        elif model.source is not None:
+            model_location(model.source, model.path, where)
+    if params.dataset.source != "hub":
+        resolve_path(params.dataset.source, params.dataset.path, "dataset.path")
+
+
+def checked_params(text: str, where: str) -> Params:
+    """Composed params (YAML text), validated and with their local sources found."""
+    params = parse_params(yaml.safe_load(text), where)
+    check_task_settings(params, get_task(params.task))
+    check_sources(params)
+    return params
+
+
+def read_manifest(params: Params) -> dict[str, Any]:
+    path = manifest_file(params.dataset.name)
+    if not path.is_file():
+        raise PipelineError(f"{path}: missing. Run the download stage first (`dvc repro`).")
+    return read_json(path)
+
+
+def load_tokenized(model: str) -> tuple[DatasetDict, PreTrainedTokenizerBase]:
+    """The splits and tokenizer written by `tokenize@<model>`."""
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    folder = tokenized_dir(model)
+    if not (folder / "info.json").is_file():
+        raise PipelineError(f"{folder}: missing. Run tokenize@{model} first (`dvc repro`).")
+    return load_from_disk(str(folder / "splits")), AutoTokenizer.from_pretrained(
+        folder / "tokenizer")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One model x seed pair of the experiment."""
+
+    params: Params
+    task: TaskAdapter
+    model: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return cell_name(self.model, self.seed)
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return self.params.model(self.model)
+
+    @property
+    def where(self) -> str:
+        return f"models.{self.model}"
+
+    @property
+    def training(self) -> TrainConfig:
+        """The global training settings with this model's overrides applied."""
+        return self.model_config.training(self.params.train, f"{self.where}.train")
+
+
+def experiment_cell(model: str, seed: int) -> Cell:
+    """A cell of the experiment in params.yaml, checked to be one."""
+    params, task = load_experiment()
+    params.model(model)
+    if seed not in params.seeds:
+        raise ConfigError(f"seed {seed}: not in seeds {params.seeds}")
+    return Cell(params, task, model, seed)

@@ -1,0 +1,22 @@
+"""Stage `report`: the experiment's reports from every cell's records (pipeline/reports.py):
+reports/results.csv (one row per model x seed), the comparison across seeds and models
+(summary.csv, summary.md, metrics.json), curves, per-label scores, plots and examples; then
+the parent MLflow run holding the cells."""
+
+from __future__ import annotations
+
+from pipeline.errors import run_cli
+from pipeline.experiment import load_experiment, read_manifest
+from pipeline.reports import track_results, write_experiment_reports
+
+
+def main() -> None:
+    params, task = load_experiment()
+    results, artifacts = write_experiment_reports(params, task, read_manifest(params))
+    track_results(params, results, artifacts)
+    print(results[["status", "model", "seed", *[c for c in results if c.startswith("finetuned_")]]]
+          .to_string(index=False))
+
+
+if __name__ == "__main__":
+    run_cli(main)
