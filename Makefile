@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine with Python 3.11 and git:
 #   make repro   set up .venv, then run the default experiment with `dvc repro`
-#   make test    set up .venv, then run the whole test suite
+#   make test    set up .venv, then run the whole test suite (what CI runs)
+#   make test-fast  the unit tests only (no end-to-end runs), for the edit-test loop
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup repro test lint ui clean
+.PHONY: setup repro test test-fast lint ui
 
 setup: $(STAMP)
 
@@ -29,6 +30,10 @@ repro: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check pipeline tests benchmarks
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/ruff check pipeline tests benchmarks
+	$(BIN)/python -m pytest -m "not e2e"
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests benchmarks
