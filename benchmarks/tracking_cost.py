@@ -41,20 +41,25 @@ def cell_calls(project: Path, model: str, seed: int) -> tuple[float, float]:
     make the calls."""
     from pipeline import tracking
     from pipeline.config import load_params
+    from pipeline.experiment import Cell, read_manifest
     from pipeline.io import read_json
-    from pipeline.paths import cell_dir, metrics_file, predictions_file
-    from pipeline.stages.common import Cell, read_manifest
-    from pipeline.stages.final_eval import comparison, log_to_mlflow
-    from pipeline.stages.train import curve_points, logged_params
+    from pipeline.paths import (
+        baseline_metrics_file,
+        final_metrics_file,
+        predictions_file,
+        train_output_dir,
+    )
+    from pipeline.records import base_vs_finetuned_metrics, curve_points
     from pipeline.tasks import get_task
+    from pipeline.training import logged_params
 
     params = load_params(project / "params.yaml")
     cell = Cell(params, get_task(params.task), model, seed)
-    history = read_json(project / cell_dir(cell.name) / "curves.json")
-    baseline = read_json(project / metrics_file("baseline", cell.name))
-    final = read_json(project / metrics_file("final", cell.name))
+    history = read_json(project / train_output_dir(cell.name) / "curves.json")
+    baseline = read_json(project / baseline_metrics_file(cell.name))
+    final = read_json(project / final_metrics_file(cell.name))
     scalars = {name: value for name, value in final.items() if isinstance(value, int | float)}
-    metrics = {**comparison(baseline, scalars), **baseline.get("reference_scores", {})}
+    metrics = {**base_vs_finetuned_metrics(baseline, scalars), **baseline.get("reference_scores", {})}
     reports: dict[str, Any] = {"base": baseline.get("report"), "finetuned": final.get("report")}
     manifest = read_manifest(params)
     started = time.perf_counter()
@@ -63,6 +68,7 @@ def cell_calls(project: Path, model: str, seed: int) -> tuple[float, float]:
     started = time.perf_counter()
     run_id = tracking.start_cell_run(params, model, seed, logged_params(cell, cell.training))
     tracking.log_metrics(params, run_id, curve_points(history))
-    log_to_mlflow(cell, run_id, metrics, reports, project / predictions_file(cell.name), manifest)
+    tracking.log_evaluation(cell, run_id, metrics, reports, project / predictions_file(cell.name),
+                            manifest)
     tracking.finish_run(params, run_id)
     return opened, time.perf_counter() - started

@@ -129,7 +129,13 @@ def run_pipeline(project: Path, params: Params, threads: int | None, metric: str
     from datasets import load_from_disk
 
     from pipeline.io import read_json
-    from pipeline.paths import cell_dir, metrics_file, raw_dir, tokenized_dir
+    from pipeline.paths import (
+        final_metrics_file,
+        fine_tuned_model_dir,
+        raw_dir,
+        tokenized_dir,
+        train_metrics_file,
+    )
 
     env = environment(threads)
     started = time.perf_counter()
@@ -143,8 +149,8 @@ def run_pipeline(project: Path, params: Params, threads: int | None, metric: str
     mlflow = replay(project, model, seed)
     cell = cell_name(model, seed)
     stages = {stage_label(entry["command"]): entry["seconds"] for entry in stage_seconds(project)}
-    trained = read_json(project / metrics_file("train", cell))
-    final = read_json(project / metrics_file("final", cell))
+    trained = read_json(project / train_metrics_file(cell))
+    final = read_json(project / final_metrics_file(cell))
     for record in (trained, final):
         if record["status"] != "success":
             raise RuntimeError(f"pipeline cell {cell} failed: {record.get('error')}")
@@ -152,7 +158,7 @@ def run_pipeline(project: Path, params: Params, threads: int | None, metric: str
     epochs = trained["epochs"]
     splits = {split: pd.read_parquet(project / raw_dir(params.dataset.name) / f"{split}.parquet")
               for split in ("train", "validation", "test")}
-    network = get_task(params.task).model_class.from_pretrained(project / cell_dir(cell) / "model")
+    network = get_task(params.task).model_class.from_pretrained(project / fine_tuned_model_dir(cell))
     return Measurement(
         variant=PIPELINE, train_samples=round(len(train) * epochs),
         train_seconds=trained["train_seconds"], wall_seconds=wall,
