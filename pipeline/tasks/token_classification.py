@@ -229,6 +229,6 @@ class TokenClassification(TaskAdapter):
             best = [probabilities[first[word]] for word in kept]
             tags = [model.config.id2label[int(p.argmax())] for p in best]
             spans = [(words[word][1], words[word][2]) for word in kept]
-            results.append({"input": text, "entities": group_entities(
+            results.append({"input": text, "tags": tags, "entities": group_entities(
                 text, spans, tags, [float(p.max()) for p in best])})
         return results

@@ -98,7 +98,10 @@ def test_sweep_report_pools_the_jobs_and_compares_the_models(seed_sweep):
     assert summary.loc[summary["model"] == "tiny_a", "finetuned_accuracy_mean"].item() == \
         pytest.approx(tiny_a.mean(), abs=1e-6)
     markdown = (seed_sweep / "reports/summary.md").read_text()
-    assert "tiny_a" in markdown and "p" in markdown
+    best = summary.set_index("model")["finetuned_accuracy_mean"].idxmax()
+    other = ({"tiny_a", "tiny_b"} - {best}).pop()
+    assert f"| **{best}** (best) | 2 | reference |" in markdown
+    assert re.search(rf"\| {other} \| 2 \| [+-]\d", markdown), markdown
     for plot in ("base_vs_finetuned", "training_curves"):
         assert (seed_sweep / f"reports/plots/{plot}.png").stat().st_size > 10_000
 
@@ -199,6 +202,7 @@ def test_mlflow_ui_serves_the_runs_and_the_browser_shows_them(mlflow_server, tmp
     profile = ["--user-data-dir=" + str(tmp_path / "profile")]
     dom = subprocess.run([browser, *BROWSER_FLAGS, *profile, "--dump-dom", page],
                          capture_output=True, text=True, timeout=180).stdout
+    assert parents
     for parent in parents:
         assert parent["info"]["run_name"] in dom
     screenshot = Path(os.environ.get("UI_SCREENSHOT", tmp_path / "mlflow_ui.png"))

@@ -70,7 +70,27 @@ def test_token_classification_predict_returns_entities(ner_project):
     result = run([sys.executable, "-m", "pipeline.predict", "tiny", "1", "--json",
                   "Peter Blackburn flew to New York ."], ner_project)
     (line,) = [json.loads(text) for text in result.stdout.splitlines()]
+    words = line["input"].split()
     assert line["input"] == "Peter Blackburn flew to New York ."
+    assert len(line["tags"]) == len(words)
+    assert {tag.split("-")[-1] for tag in line["tags"]} <= {"O", "PER", "LOC", "ORG", "MISC"}
+    assert [(entity["word"], entity["label"]) for entity in line["entities"]] == \
+        entities_of(words, line["tags"])
     for entity in line["entities"]:
-        assert {"word", "label", "score", "start", "end"} <= set(entity)
         assert line["input"][entity["start"]:entity["end"]] == entity["word"]
+        assert 0 < entity["score"] <= 1
+
+
+def entities_of(words: list[str], tags: list[str]) -> list[tuple[str, str]]:
+    """IOB2 chunks, counted here independently: B-X starts one, I-X right after an X continues
+    it, an I-X after anything else starts one."""
+    chunks: list[tuple[list[str], str]] = []
+    previous = None
+    for word, tag in zip(words, tags, strict=True):
+        kind = None if tag == "O" else tag[2:]
+        if kind is not None and kind == previous and tag.startswith("I-"):
+            chunks[-1][0].append(word)
+        elif kind is not None:
+            chunks.append(([word], kind))
+        previous = kind
+    return [(" ".join(chunk), label) for chunk, label in chunks]
