@@ -148,9 +148,11 @@ class DatasetConfig:
     #: the rest in `text`, its folder's name in `label` (BBC News).
     format: Literal["auto", "csv", "json", "jsonl", "parquet", "conll", "parallel",
                     "text_files"] = "auto"
-    #: Text files that are not valid UTF-8 are read with this encoding (e.g. cp1252);
-    #: null: such a file stops the run.
+    #: Files that are not valid UTF-8 (any text format) are read with this encoding (e.g.
+    #: cp1252); null: such a file stops the run, naming the first bad byte.
     fallback_encoding: str | None = None
+    #: CSV column separator; null: the one the header line uses most of , ; tab |.
+    delimiter: str | None = None
     #: CoNLL column files (and word<TAB>tag files): which whitespace-separated columns hold
     #: the token and the tag; they become the columns `tokens` and `tags`.
     token_index: int = 0

@@ -9,10 +9,14 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import io
+import json
 import logging
 import lzma
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,59 +33,129 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ALL_ROWS = "all"
-COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".zip")
-OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+DECOMPRESSORS = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}
+COMPRESSIONS = (*DECOMPRESSORS, ".zip")
 DOCUMENT_START = "-DOCSTART-"
+#: Column separators a CSV file may use; the one its header line holds most often is taken.
+DELIMITERS = (",", ";", "\t", "|")
 
 
-def open_text(path: Path) -> IO[str]:
-    opener = OPENERS.get(path.suffix, open)
-    return opener(path, "rt", encoding="utf-8")
+def file_bytes(path: Path) -> bytes:
+    """A file's content, uncompressed (gzip, bzip2, xz, or a zip holding one file)."""
+    data = path.read_bytes()
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+            if len(names) != 1:
+                raise DataError(f"{path}: a zip file must hold exactly one file, found {names}")
+            return archive.read(names[0])
+    decompress = DECOMPRESSORS.get(path.suffix)
+    try:
+        return decompress(data) if decompress else data
+    except (OSError, EOFError, lzma.LZMAError) as error:
+        raise DataError(f"{path}: cannot be uncompressed ({error})") from None
 
 
-def read_conll(path: Path, token_index: int = 0, tag_index: int = -1) -> pd.DataFrame:
+def read_text(path: Path, cfg: DatasetConfig) -> str:
+    """A whole text file: UTF-8, or `dataset.fallback_encoding` where it is not valid UTF-8
+    (every text format: csv, json, jsonl, CoNLL, parallel and text files)."""
+    data = file_bytes(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if cfg.fallback_encoding is None:
+            where = "of the uncompressed text " if path.suffix in COMPRESSIONS else ""
+            line = data.count(b"\n", 0, error.start) + 1
+            raise DataError(f"{path}: not valid UTF-8 text (byte {error.start} {where}on line "
+                            f"{line}: 0x{data[error.start]:02x}, {error.reason}). Re-encode the "
+                            "file as UTF-8, or set dataset.fallback_encoding (e.g. cp1252).") from None
+        log.warning("%s: not UTF-8, read as %s", path, cfg.fallback_encoding)
+        return data.decode(cfg.fallback_encoding)
+
+
+def header_delimiter(text: str, path: Path) -> str:
+    """The separator a CSV header line uses most (a semicolon- or tab-separated export reads
+    as one column otherwise)."""
+    header = text.split("\n", 1)[0]
+    delimiter = max(DELIMITERS, key=header.count)
+    if delimiter != "," and header.count(delimiter) > header.count(","):
+        log.info("%s: columns separated by %r (from its header line; set dataset.delimiter to "
+                 "choose another)", path, delimiter)
+        return delimiter
+    return ","
+
+
+def read_csv(path: Path, cfg: DatasetConfig) -> pd.DataFrame:
+    text = read_text(path, cfg)
+    delimiter = cfg.delimiter or header_delimiter(text, path)
+    return pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False)
+
+
+def read_jsonl(path: Path, cfg: DatasetConfig) -> pd.DataFrame:
+    """One JSON object per line; a broken line is named by its number."""
+    rows = []
+    for number, line in enumerate(read_text(path, cfg).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}, line {number}: not valid JSON ({error.msg}, column "
+                            f"{error.colno}). Each line of a JSON Lines file must be one JSON "
+                            "object.") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}, line {number}: expected a JSON object ({{...}}), got "
+                            f"{type(row).__name__}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def read_json_file(path: Path, cfg: DatasetConfig) -> pd.DataFrame:
+    """A JSON document (records, or columns): a syntax error is named by line and column."""
+    text = read_text(path, cfg)
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}, line {error.lineno}, column {error.colno}: not valid JSON "
+                        f"({error.msg}). For one object per line, name the file .jsonl or set "
+                        "dataset.format: jsonl.") from None
+    return pd.read_json(io.StringIO(text), dtype=False)
+
+
+def conll_sentences(lines: Iterable[str], path: Path, token_index: int,
+                    tag_index: int) -> pd.DataFrame:
     """CoNLL columns (one token per line, blank lines between sentences, `-DOCSTART-` lines
     skipped) as one row per sentence: `tokens`, `tags`, and the `line` it starts on."""
     sentences: list[dict] = []
     tokens: list[str] = []
     tags: list[str] = []
     start = 0
-    with open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            columns = line.split()
-            if not columns or columns[0] == DOCUMENT_START:
-                if tokens:
-                    sentences.append({"tokens": tokens, "tags": tags, "line": start})
-                tokens, tags = [], []
-                continue
-            try:
-                token, tag = columns[token_index], columns[tag_index]
-            except IndexError:
-                raise DataError(f"{path}, line {number}: expected a token in column "
-                                f"{token_index} and a tag in column {tag_index}, found "
-                                f"{len(columns)} column(s). Set dataset.token_index and "
-                                "dataset.tag_index.") from None
-            if not tokens:
-                start = number
-            tokens.append(token)
-            tags.append(tag)
+    for number, line in enumerate(lines, start=1):
+        columns = line.split()
+        if not columns or columns[0] == DOCUMENT_START:
+            if tokens:
+                sentences.append({"tokens": tokens, "tags": tags, "line": start})
+            tokens, tags = [], []
+            continue
+        try:
+            token, tag = columns[token_index], columns[tag_index]
+        except IndexError:
+            raise DataError(f"{path}, line {number}: expected a token in column "
+                            f"{token_index} and a tag in column {tag_index}, found "
+                            f"{len(columns)} column(s). Set dataset.token_index and "
+                            "dataset.tag_index.") from None
+        if not tokens:
+            start = number
+        tokens.append(token)
+        tags.append(tag)
     if tokens:
         sentences.append({"tokens": tokens, "tags": tags, "line": start})
     return pd.DataFrame(sentences, columns=["tokens", "tags", "line"])
 
 
-def read_text(path: Path, cfg: DatasetConfig) -> str:
-    """A whole text file: UTF-8, or `dataset.fallback_encoding` where it is not valid UTF-8."""
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        if cfg.fallback_encoding is None:
-            raise DataError(f"{path}: not valid UTF-8 text ({error.reason} at byte {error.start}). "
-                            "Re-encode the file as UTF-8, or set dataset.fallback_encoding "
-                            "(e.g. cp1252).") from None
-        log.warning("%s: not UTF-8, read as %s", path, cfg.fallback_encoding)
-        return data.decode(cfg.fallback_encoding)
+def read_conll(path: Path, cfg: DatasetConfig) -> pd.DataFrame:
+    return conll_sentences(read_text(path, cfg).splitlines(), path, cfg.token_index,
+                           cfg.tag_index)
 
 
 def parallel_files(stem: Path, columns: list[str]) -> dict[str, Path]:
@@ -100,10 +174,8 @@ def parallel_files(stem: Path, columns: list[str]) -> dict[str, Path]:
 
 def read_parallel(stem: Path, cfg: DatasetConfig) -> pd.DataFrame:
     """Line-aligned text files, one per column: line i of every file is example i."""
-    columns = {}
-    for column, path in parallel_files(stem, cfg.columns).items():
-        with open_text(path) as handle:
-            columns[column] = handle.read().splitlines()
+    columns = {column: read_text(path, cfg).splitlines()
+               for column, path in parallel_files(stem, cfg.columns).items()}
     lengths = {column: len(lines) for column, lines in columns.items()}
     if len(set(lengths.values())) > 1:
         raise DataError(f"{stem}: parallel files differ in line count {lengths}; line i of each "
@@ -126,11 +198,11 @@ def read_text_files(folder: Path, cfg: DatasetConfig) -> pd.DataFrame:
 
 
 READERS = {
-    "csv": lambda path, cfg: pd.read_csv(path, dtype=str, keep_default_na=False),
-    "json": lambda path, cfg: pd.read_json(path, dtype=False),
-    "jsonl": lambda path, cfg: pd.read_json(path, lines=True, dtype=False),
+    "csv": read_csv,
+    "json": read_json_file,
+    "jsonl": read_jsonl,
     "parquet": lambda path, cfg: pd.read_parquet(path),
-    "conll": lambda path, cfg: read_conll(path, cfg.token_index, cfg.tag_index),
+    "conll": read_conll,
     "parallel": read_parallel,
     "text_files": read_text_files,
 }
@@ -152,9 +224,6 @@ def read_table(path: Path, cfg: DatasetConfig) -> pd.DataFrame:
     declared_format = file_format(path, cfg.format)
     try:
         frame = READERS[declared_format](path, cfg)
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not valid UTF-8 text ({error.reason} at byte {error.start}). "
-                        "Re-encode the file as UTF-8.") from None
     except (ValueError, OSError, EOFError) as error:  # pandas and pyarrow parse errors
         raise DataError(f"{path}: cannot be read as {declared_format} ({error})") from None
     if frame.empty:

@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -257,3 +259,65 @@ def test_bbc_news_package_has_every_article():
 def yaml_dataset(experiment: str) -> DatasetConfig:
     data = yaml.safe_load(compose([f"experiment={experiment}"], REPO / "conf"))["dataset"]
     return build(DatasetConfig, data, "dataset")
+
+
+def test_a_broken_jsonl_line_is_named_by_its_number(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"text": "a", "label": "pos"}\n\n{"text": "b", "label": neg}\n')
+    with pytest.raises(DataError, match=r"data.jsonl, line 3: not valid JSON \(Expecting value, "
+                                        r"column 24\)"):
+        read_table(path, dataset_config())
+    path.write_text('{"text": "a", "label": "pos"}\n["b", "neg"]\n')
+    with pytest.raises(DataError, match=r"line 2: expected a JSON object"):
+        read_table(path, dataset_config())
+
+
+def test_a_broken_json_document_is_named_by_line_and_column(tmp_path):
+    path = tmp_path / "data.json"
+    path.write_text('[\n  {"text": "a", "label": "pos"},\n  {"text": "b" "label": "neg"}\n]\n')
+    with pytest.raises(DataError, match=r"data.json, line 3, column 16: not valid JSON"):
+        read_table(path, dataset_config())
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_semicolon_tab_and_pipe_separated_files_are_read_by_their_header(tmp_path, caplog,
+                                                                          delimiter):
+    caplog.set_level(logging.INFO)
+    path = tmp_path / "data.csv"
+    path.write_text(f"text{delimiter}label\nnice, warm film{delimiter}pos\nbad{delimiter}neg\n")
+    frame = read_table(path, dataset_config())
+    assert frame.to_dict("records") == [{"text": "nice, warm film", "label": "pos"},
+                                        {"text": "bad", "label": "neg"}]
+    assert f"columns separated by {delimiter!r}" in caplog.text
+
+
+def test_a_commas_header_keeps_commas_whatever_the_text_holds(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text('text,label\n"a; b; c; d",pos\n"e;f",neg\n')
+    assert read_table(path, dataset_config())["text"].tolist() == ["a; b; c; d", "e;f"]
+    forced = read_table(path, dataset_config(delimiter=";"))
+    assert forced.columns.tolist() == ["text,label"]
+
+
+def test_a_cp1252_csv_names_the_bad_byte_or_reads_with_the_fallback(tmp_path):
+    path = tmp_path / "data.csv.gz"
+    import gzip
+
+    content = "text,label\nplain,pos\ncaf\xe9 cr\xe8me,neg\n".encode("cp1252")
+    path.write_bytes(gzip.compress(content))
+    offset = content.index(b"\xe9")
+    with pytest.raises(DataError, match=rf"data.csv.gz: not valid UTF-8 text \(byte {offset} of "
+                                        r"the uncompressed text on line 3: 0xe9.*dataset\."
+                                        r"fallback_encoding"):
+        read_table(path, dataset_config())
+    frame = read_table(path, dataset_config(fallback_encoding="cp1252"))
+    assert frame["text"].tolist() == ["plain", "café crème"]
+
+
+def test_a_zip_holding_one_csv_is_read(tmp_path):
+    import zipfile
+
+    path = tmp_path / "data.csv.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("inner.csv", "text,label\na,pos\n")
+    assert read_table(path, dataset_config()).to_dict("records") == [{"text": "a", "label": "pos"}]

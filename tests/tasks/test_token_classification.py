@@ -52,7 +52,7 @@ def test_conll_reader_skips_docstart_and_splits_on_blank_lines(tmp_path):
     with gzip.open(path, "wt") as handle:
         handle.write("-DOCSTART- -X- O O\n\nEU NNP I-NP I-ORG\nrejects VBZ I-VP O\n\n"
                      "Peter NNP I-NP I-PER\nBlackburn NNP I-NP I-PER\n\n\n")
-    frame = read_conll(path, token_index=0, tag_index=3)
+    frame = read_conll(path, ner_config(token_index=0, tag_index=3))
     assert frame["tokens"].tolist() == [["EU", "rejects"], ["Peter", "Blackburn"]]
     assert frame["tags"].tolist() == [["I-ORG", "O"], ["I-PER", "I-PER"]]
     assert frame["line"].tolist() == [3, 6]
@@ -70,7 +70,7 @@ def test_short_conll_line_names_file_and_line(tmp_path):
     path.write_text("EU NNP I-NP I-ORG\nrejects\n")
     with pytest.raises(DataError, match=r"bad.conll, line 2: expected a token in column 0 and "
                                         r"a tag in column 3, found 1 column"):
-        read_conll(path, 0, 3)
+        read_conll(path, ner_config(token_index=0, tag_index=3))
 
 
 def test_file_with_no_sentences_is_refused(tmp_path):
