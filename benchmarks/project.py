@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-COPIED_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "pyproject.toml")
+COPIED_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "pyproject.toml", "requirements.txt",
+                "requirements-data.txt")
 COPIED_FOLDERS = ("conf", "pipeline", "pretrained")
 STAGE_LOG = "stage_seconds.jsonl"  # written by benchmarks/stage_clock.py around every stage
 

@@ -167,6 +167,15 @@ class DatasetConfig:
     max_rows: SplitCaps = field(default_factory=SplitCaps)
     #: A column of example ids; if set, an id found in two splits (leakage) stops the run.
     id_column: str | None = None
+    #: What DVC hashes to see that the data changed (see conf/config.yaml): the local file or
+    #: folder itself, or the file that pins a package or the Hub.
+    watch: str | None = None
+    #: Strip and lower-case every label, so that 'Pos ' and 'pos' are one class (labels that
+    #: differ only so are refused otherwise).
+    normalize_labels: bool = False
+    #: Drop validation and test rows whose input (whitespace normalised) is also in an
+    #: earlier split (train, then validation); they are only counted and shown otherwise.
+    drop_duplicates_across_splits: bool = False
 
     @property
     def columns(self) -> list[str]:
@@ -316,6 +325,9 @@ class ModelConfig:
     trust_remote_code: bool = False
     #: Load pickled (.bin) weights, which can run code on load. Off: safetensors only.
     allow_unsafe_weights: bool = False
+    #: What DVC hashes to see that the model changed (see conf/config.yaml): a local model
+    #: folder itself, or the file that pins a package or the Hub.
+    watch: str | None = None
 
     def validate(self, where: str) -> None:
         _check(8 <= self.max_length <= 8192,
@@ -418,13 +430,20 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     pretraining: dict[str, PretrainingConfig] = field(default_factory=dict)
+    #: The file DVC watches for a dataset or model of each non-local source (conf/config.yaml).
+    source_pins: dict[str, str] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         _check(bool(self.models), "models: at least one model is required")
         for group in ("models", "pretraining"):
             for name in getattr(self, group):
-                _check(bool(NAME_PATTERN.match(name)),
-                       f"{group}.{name}: names must be lower-case letters, digits and '_'")
+                _check(isinstance(name, str) and bool(NAME_PATTERN.match(name)),
+                       f"{group}.{name}: names must be lower-case letters, digits and '_', "
+                       "starting with a letter or digit, and written as text (quote a name made "
+                       "of digits only: '2024')")
+        check_watch(self.dataset.source, self.dataset.path, self.dataset.watch, "dataset")
+        for name, model in self.models.items():
+            check_watch(model.source, model.path, model.watch, f"models.{name}")
         _check(bool(self.seeds), "seeds: at least one seed is required")
         _check(len(set(self.seeds)) == len(self.seeds), f"seeds: duplicates in {self.seeds}")
         for name, model in self.models.items():
@@ -444,6 +463,19 @@ class Params:
             raise ConfigError(f"pretraining.{name}: no such entry; configured: "
                               f"{sorted(self.pretraining)}")
         return self.pretraining[name]
+
+
+def check_watch(source: str | None, path: str | None, watch: str | None, where: str) -> None:
+    """DVC notices a changed input only through `watch`: it must be set, and a local source
+    must be watched itself (or through a folder holding it)."""
+    _check(watch is not None,
+           f"{where}.watch: missing. DVC hashes this file or folder to see that the input "
+           "changed: a local source's own path, requirements-data.txt for a package, "
+           "requirements.txt for the Hub. The presets in conf/ set it from `source` and `path`.")
+    if source == "local" and path is not None:
+        inside = Path(path) == Path(watch) or Path(watch) in Path(path).parents
+        _check(inside, f"{where}.watch: '{watch}' does not hold the local data '{path}', so DVC "
+                       f"would not see it change; set {where}.watch to '{path}'")
 
 
 def cell_name(model: str, seed: int) -> str:
@@ -541,4 +573,18 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         raise ConfigError(f"{path}: not found. Compose it from conf/ with "
                           "`python -m pipeline.compose` (run from the repository root).")
     with path.open(encoding="utf-8") as handle:
-        return parse_params(yaml.safe_load(handle), str(path))
+        try:
+            data = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML ({yaml_problem(error)}). Fix the file, or "
+                              "compose it again with `python -m pipeline.compose`.") from None
+    return parse_params(data, str(path))
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """Where and what, in one line: `line 3, column 2: expected ',' or ']', but got ':'`."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    if mark is None:
+        return problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"

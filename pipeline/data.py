@@ -322,19 +322,23 @@ def check_ids(frames: dict[str, pd.DataFrame], cfg: DatasetConfig) -> None:
             seen[identifier] = split
 
 
-def _cut(frame: pd.DataFrame, size: int | float, strata: pd.Series | None, seed: int,
+def _cut(frame: pd.DataFrame, size: int, strata: pd.Series | None, seed: int,
          what: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split `frame` into (rest, part) with `size` rows (or that fraction) in `part`."""
+    """Split `frame` into (rest, part) with `size` rows in `part`, stratified where every class
+    can be represented."""
     from sklearn.model_selection import train_test_split
 
-    if strata is not None and strata.value_counts().min() < 2:
-        log.warning("%s: some classes have a single example; splitting without stratification",
+    if not 1 <= size < len(frame):
+        raise DataError(f"{what}: cannot take {size} of {len(frame)} rows; the data is too small "
+                        "for this split. Add rows, raise dataset.validation_fraction or "
+                        "dataset.test_fraction (or dataset.max_rows), or give the split its own "
+                        "file with dataset.splits.")
+    if strata is not None and (strata.value_counts().min() < 2 or strata.nunique() > size
+                               or strata.nunique() > len(frame) - size):
+        log.warning("%s: too few rows per class to stratify; splitting without stratification",
                     what)
         strata = None
-    try:
-        rest, part = train_test_split(frame, test_size=size, random_state=seed, stratify=strata)
-    except ValueError as error:
-        raise DataError(f"{what}: cannot cut {size} rows from {len(frame)} ({error})") from None
+    rest, part = train_test_split(frame, test_size=size, random_state=seed, stratify=strata)
     return rest, part
 
 
@@ -367,6 +371,17 @@ def make_splits(frames: dict[str, pd.DataFrame], cfg: DatasetConfig,
             _, frames[split] = _cut(frame, cap, strata(frame), cfg.split_seed,
                                     f"dataset.max_rows.{split}")
     return {split: frames[split].reset_index(drop=True) for split in SPLITS}
+
+
+def repeated_inputs(inputs: dict[str, pd.Series]) -> dict[str, np.ndarray]:
+    """For validation and test, which rows' inputs already occur in an earlier split (train,
+    then validation): a test scored on training examples overstates what a model learnt."""
+    seen = set(inputs["train"])
+    repeated = {}
+    for split in ("validation", "test"):
+        repeated[split] = inputs[split].isin(seen).to_numpy()
+        seen |= set(inputs[split])
+    return repeated
 
 
 def training_share(split: Dataset, fraction: float, seed: int) -> Dataset:

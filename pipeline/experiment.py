@@ -46,12 +46,15 @@ def check_task_settings(params: Params, task: TaskAdapter) -> None:
 
 
 def check_sources(params: Params) -> None:
-    """Local and package sources exist (Hub ids are checked when first loaded), except the
-    models that this experiment pre-trains itself."""
+    """Local and package sources, and the files DVC watches, exist (Hub ids are checked when
+    first loaded), except the models that this experiment pre-trains itself."""
     built_here = {pretrained_dir(name) for name in params.pretraining}
     for name, model in params.models.items():
         where = f"models.{name}.path"
-        if model.source == "hub" or (model.source == "local" and Path(model.path) in built_here):
+        if model.source == "local" and Path(model.path) in built_here:
+            continue
+        check_watched(model.watch, f"models.{name}.watch")
+        if model.source == "hub":
             continue
         if model.gguf_file:
             file = resolve_path(model.source, model.path, where) / model.gguf_file
@@ -59,8 +62,16 @@ def check_sources(params: Params) -> None:
                 raise SourceError(f"models.{name}.gguf_file: '{file}' does not exist")
         elif model.source is not None:
             model_location(model.source, model.path, where)
+    check_watched(params.dataset.watch, "dataset.watch")
     if params.dataset.source != "hub":
         resolve_path(params.dataset.source, params.dataset.path, "dataset.path")
+
+
+def check_watched(watch: str, where: str) -> None:
+    """DVC stops on a dependency that does not exist; say so before it does."""
+    if not (Path.cwd() / watch).exists():
+        raise SourceError(f"{where}: '{watch}' does not exist (relative to {Path.cwd()}); DVC "
+                          "hashes it to see that the input changed")
 
 
 def checked_params(text: str, where: str) -> Params:

@@ -42,22 +42,26 @@ from pipeline.records import SUCCESS
 log = logging.getLogger("pipeline.run")
 
 #: What a job's DVC project needs from this repository besides its params.
-PROJECT_FILES = ("dvc.yaml", ".dvcignore", PRETRAINED_DIR / "README.md")
+PROJECT_FILES = ("dvc.yaml", ".dvcignore", "requirements.txt", "requirements-data.txt",
+                 PRETRAINED_DIR / "README.md")
 PREPARE_TARGETS = ("download", "tokenize@*")
 PREPARE_LOCK = ".dvc/tmp/pipeline-run-prepare.lock"
 REPRO_LOG = "repro.log"
 
 
 def anchored(raw: dict[str, Any], root: Path) -> dict[str, Any]:
-    """Relative local paths, which mean this repository, made absolute for a job that runs
-    in another folder; models pre-trained by the job itself keep their relative path."""
+    """Relative local paths (and the paths DVC watches for them), which mean this repository,
+    made absolute for a job that runs in another folder; models pre-trained by the job itself
+    keep their relative path."""
     built_here = {pretrained_dir(name).as_posix() for name in raw.get("pretraining") or {}}
     sources = [raw["dataset"], *(raw.get("models") or {}).values()]
     for source in sources:
-        path = source.get("path")
-        if source.get("source") == "local" and path and not Path(path).is_absolute() \
-                and Path(path).as_posix() not in built_here:
-            source["path"] = str((root / path).resolve())
+        if source.get("source") != "local":
+            continue
+        for key in ("path", "watch"):
+            path = source.get(key)
+            if path and not Path(path).is_absolute() and Path(path).as_posix() not in built_here:
+                source[key] = str((root / path).resolve())
     return raw
 
 

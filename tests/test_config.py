@@ -85,6 +85,9 @@ def test_per_model_train_overrides_apply_to_that_model_only(default_params):
     ("models.tiny_bert.tokenizer", {"special_tokens": {"start": "<s>"}},
      "models.tiny_bert.tokenizer.special_tokens: unknown role(s) ['start']"),
     ("models.minilm.path", None, "models.minilm: source and path are required"),
+    ("experiment_name", 2024, "experiment_name: expected str, got int 2024"),
+    ("dataset.watch", None, "dataset.watch: missing. DVC hashes this file or folder"),
+    ("models.minilm.watch", KeyError, "models.minilm.watch: missing."),
 ])
 def test_bad_config_names_the_key_and_what_is_allowed(default_params, dotted, value, message):
     with pytest.raises(ConfigError) as error:
@@ -210,3 +213,34 @@ def test_one_process_without_a_launcher_is_the_default_and_batch_size_is_global(
     assert (params.train.launcher, params.train.processes) == ("none", 1)
     minilm = params.model("minilm").training(params.train)
     assert (minilm.launcher, minilm.processes, minilm.batch_size) == ("accelerate", 4, 32)
+
+
+def test_an_integer_model_name_is_refused_like_any_bad_name(default_params):
+    changed = copy.deepcopy(default_params)
+    changed["models"][2024] = changed["models"].pop("tiny_bert")
+    with pytest.raises(ConfigError, match=r"models.2024: names must be lower-case letters, digits "
+                                          r"and '_'.*quote a name made of digits only"):
+        parse_params(changed, "params.yaml")
+
+
+def test_a_local_source_must_be_watched_itself():
+    data = yaml.safe_load(compose(["dataset.source=local", "dataset.path=data/mine.csv"],
+                                  REPO / "conf"))
+    assert data["dataset"]["watch"] == "data/mine.csv"  # conf/config.yaml follows the source
+    assert data["models"]["minilm"]["watch"] == "requirements-data.txt"
+    with pytest.raises(ConfigError, match=r"dataset.watch: 'requirements-data.txt' does not hold "
+                                          r"the local data 'data/mine.csv'"):
+        parse_params(with_change(data, "dataset.watch", "requirements-data.txt"), "params.yaml")
+    parse_params(with_change(data, "dataset.watch", "data"), "params.yaml")  # a folder holding it
+
+
+def test_invalid_yaml_in_params_is_one_line_with_its_place(tmp_path):
+    from pipeline.config import load_params
+
+    path = tmp_path / "params.yaml"
+    path.write_text("seeds: [1, 2\ntrain: {}\n")
+    with pytest.raises(ConfigError) as error:
+        load_params(path)
+    assert str(error.value).startswith(f"{path}: not valid YAML (line 2, column 6: expected ',' "
+                                       "or ']', but got ':')")
+    assert "\n" not in str(error.value)

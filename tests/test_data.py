@@ -321,3 +321,19 @@ def test_a_zip_holding_one_csv_is_read(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("inner.csv", "text,label\na,pos\n")
     assert read_table(path, dataset_config()).to_dict("records") == [{"text": "a", "label": "pos"}]
+
+
+def test_data_too_small_for_a_split_says_what_to_set():
+    with pytest.raises(DataError, match=r"dataset \(test split\): cannot take 0 of 5 rows; the "
+                                        r"data is too small.*dataset.test_fraction"):
+        make_splits({"all": labelled(5, 0.4)}, dataset_config(), "label")
+
+
+def test_inputs_repeated_from_an_earlier_split_are_found():
+    from pipeline.data import repeated_inputs
+
+    inputs = {"train": pd.Series(["a", "b", "c"]), "validation": pd.Series(["b", "d"]),
+              "test": pd.Series(["d", "e", "a"])}
+    repeated = repeated_inputs(inputs)
+    assert repeated["validation"].tolist() == [True, False]
+    assert repeated["test"].tolist() == [True, False, True]

@@ -16,7 +16,7 @@ from pipeline.data import load_split
 from pipeline.errors import run_cli
 from pipeline.experiment import load_experiment, read_manifest
 from pipeline.io import atomic_dir, write_json
-from pipeline.modeling import load_tokenizer
+from pipeline.modeling import load_tokenizer, weights_identity
 from pipeline.paths import tokenized_dir
 from pipeline.tokenizer_training import train_tokenizer
 
@@ -58,6 +58,9 @@ def main() -> None:
             "max_length": model_cfg.max_length,
             "rows": {split: len(part) for split, part in tokenized.items()},
             "truncated": truncated,
+            # the starting weights, so that the cells rerun when a model folder changes
+            # even where its tokenizer and these splits do not
+            "weights_sha256": weights_identity(model_cfg, f"models.{args.model}"),
         })
 
 

@@ -6,18 +6,48 @@ reading data (`download`), composing a config and writing reports stay free of t
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.config import DatasetConfig, TaskConfig
+from pipeline.errors import DataError
 
 if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
+
+
+log = logging.getLogger(__name__)
+
+
+def without_blank(frame: pd.DataFrame, blank: pd.Series, where: str, what: str) -> pd.DataFrame:
+    """`frame` without the rows marked `blank`, saying how many went: rows that vanish
+    silently change what a model is trained and scored on."""
+    if blank.any():
+        log.warning("%s: %d of %d rows dropped for %s", where, int(blank.sum()), len(frame), what)
+    return frame[~blank].reset_index(drop=True)
+
+
+def spelling_clashes(labels: Iterable[str]) -> list[list[str]]:
+    """Groups of labels that differ only by case or surrounding spaces ('pos', 'Pos ')."""
+    groups: dict[str, set[str]] = {}
+    for label in labels:
+        groups.setdefault(label.strip().casefold(), set()).add(label)
+    return sorted(sorted(group) for group in groups.values() if len(group) > 1)
+
+
+def check_spellings(labels: Iterable[str], kind: str) -> None:
+    clashes = spelling_clashes(labels)
+    if clashes:
+        shown = "; ".join(" / ".join(repr(label) for label in group) for group in clashes)
+        raise DataError(f"{kind} that differ only by case or surrounding spaces would be separate "
+                        f"classes: {shown}. Fix the data, or set dataset.normalize_labels: true to "
+                        "strip and lower-case every label.")
 
 
 class TaskAdapter(ABC):
@@ -60,6 +90,11 @@ class TaskAdapter(ABC):
     @abstractmethod
     def texts(self, frame: pd.DataFrame) -> Iterator[str]:
         """Every text of a split, to train a tokenizer on."""
+
+    @abstractmethod
+    def inputs(self, frame: pd.DataFrame) -> pd.Series:
+        """What the model reads of each row, as one string: the same input in two splits
+        (after whitespace is normalised) means the test is partly scored on training data."""
 
     @abstractmethod
     def tokenize(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,

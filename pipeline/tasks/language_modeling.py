@@ -18,7 +18,7 @@ import pandas as pd
 from pipeline.config import DatasetConfig
 from pipeline.data import column
 from pipeline.errors import DataError
-from pipeline.tasks.base import TaskAdapter
+from pipeline.tasks.base import TaskAdapter, without_blank
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -55,10 +55,10 @@ class LanguageModeling(TaskAdapter):
             raise DataError(f"dataset.text_columns: {self.config.name} reads one text column, got "
                             f"{cfg.text_columns}")
         texts = column(frame, cfg.text_columns[0], where).astype("string").str.strip()
-        keep = texts.fillna("").ne("")
         if cfg.label_column and cfg.drop_labels:  # e.g. plot summaries among reviews
-            keep &= ~column(frame, cfg.label_column, where).astype(str).isin(cfg.drop_labels)
-        return pd.DataFrame({TEXT: texts[keep]}).reset_index(drop=True)
+            texts = texts[~column(frame, cfg.label_column, where).astype(str).isin(cfg.drop_labels)]
+        return without_blank(pd.DataFrame({TEXT: texts}), texts.fillna("").eq(""), where,
+                             "empty text")
 
     def describe(self, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
         sizes = {split: {"texts": len(frame), "words": int(frame[TEXT].str.split().str.len().sum())}
@@ -70,6 +70,9 @@ class LanguageModeling(TaskAdapter):
 
     def texts(self, frame: pd.DataFrame) -> Iterator[str]:
         yield from frame[TEXT]
+
+    def inputs(self, frame: pd.DataFrame) -> pd.Series:
+        return frame[TEXT].str.split().str.join(" ")
 
     @abstractmethod
     def encode_texts(self, texts: list[str],

@@ -16,7 +16,7 @@ import pandas as pd
 from pipeline.config import DatasetConfig
 from pipeline.data import column
 from pipeline.errors import DataError
-from pipeline.tasks.base import TaskAdapter
+from pipeline.tasks.base import TaskAdapter, without_blank
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -43,7 +43,7 @@ class Seq2SeqTask(TaskAdapter):
             TARGET: column(frame, cfg.label_column, where).astype("string").str.strip(),
         })
         blank = canonical[SOURCE].fillna("").eq("") | canonical[TARGET].fillna("").eq("")
-        return canonical[~blank].reset_index(drop=True)
+        return without_blank(canonical, blank, where, "an empty source or target")
 
     def describe(self, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
         lengths = {split: {"rows": len(frame),
@@ -58,6 +58,9 @@ class Seq2SeqTask(TaskAdapter):
     def texts(self, frame: pd.DataFrame) -> Iterator[str]:
         yield from frame[SOURCE]
         yield from frame[TARGET]
+
+    def inputs(self, frame: pd.DataFrame) -> pd.Series:
+        return frame[SOURCE].str.split().str.join(" ")
 
     def prefixed(self, sources: list[str]) -> list[str]:
         return [self.config.source_prefix + text for text in sources]

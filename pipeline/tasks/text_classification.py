@@ -10,7 +10,7 @@ import pandas as pd
 
 from pipeline.config import DatasetConfig
 from pipeline.errors import DataError
-from pipeline.tasks.base import TaskAdapter
+from pipeline.tasks.base import TaskAdapter, check_spellings, without_blank
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -18,6 +18,23 @@ if TYPE_CHECKING:
 
 TEXT, PAIR, LABEL = "text", "text_pair", "label"
 PAIR_SEPARATOR = " ||| "
+
+
+#: Cells a reader may keep as text that mean "no value" (pandas reads them as missing).
+MISSING_LABELS = {"", "na", "n/a", "nan", "null", "none", "<na>", "#n/a"}
+
+
+def check_labelled(labels: pd.Series, column: str, where: str) -> None:
+    """Every row needs a label: an empty cell would otherwise become a class of its own."""
+    missing = labels.isna() | labels.fillna("").str.strip().str.lower().isin(MISSING_LABELS)
+    if missing.any():
+        rows = [int(row) + 1 for row in np.flatnonzero(missing.to_numpy())]
+        shown = ", ".join(map(str, rows[:10])) + (" ..." if len(rows) > 10 else "")
+        values = sorted({repr(value) for value in labels[missing].fillna("<missing>")})
+        raise DataError(f"{where}: {len(rows)} row(s) have no label in column '{column}' (data "
+                        f"rows {shown}, counting from 1; values {', '.join(values)}). Fill them "
+                        "in or remove them; to drop such rows, list the value in "
+                        "dataset.drop_labels (e.g. drop_labels: [''])")
 
 
 class TextClassification(TaskAdapter):
@@ -34,22 +51,23 @@ class TextClassification(TaskAdapter):
             raise DataError(f"{where}: missing column(s) {missing}; the data has "
                             f"{list(frame.columns)}. Set dataset.text_columns and "
                             "dataset.label_column to the right names.")
-        labels = frame[cfg.label_column]
-        if labels.isna().any():
-            row = int(np.flatnonzero(labels.isna().to_numpy())[0])
-            raise DataError(f"{where}: row {row} has no label in column '{cfg.label_column}'")
+        labels = frame[cfg.label_column].astype("string")
+        if cfg.normalize_labels:
+            labels = labels.str.strip().str.lower()
         canonical = pd.DataFrame({TEXT: frame[cfg.text_columns[0]].astype("string")})
         if len(cfg.text_columns) == 2:
             canonical[PAIR] = frame[cfg.text_columns[1]].astype("string")
-        canonical[LABEL] = labels.astype(str).astype("string")
+        canonical[LABEL] = labels
         canonical = canonical[~canonical[LABEL].isin(cfg.drop_labels)]
+        check_labelled(canonical[LABEL], cfg.label_column, where)
         blank = pd.Series(False, index=canonical.index)
         for column in (TEXT, PAIR):
             if column in canonical:
                 blank |= canonical[column].fillna("").str.strip().eq("")
-        return canonical[~blank].reset_index(drop=True)
+        return without_blank(canonical, blank, where, "empty text")
 
     def describe(self, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
+        check_spellings({label for frame in splits.values() for label in frame[LABEL]}, "labels")
         labels = sorted(splits["train"][LABEL].unique())
         if len(labels) < 2:
             raise DataError(f"train split: a classifier needs at least two labels, found {labels}")
@@ -59,9 +77,20 @@ class TextClassification(TaskAdapter):
                 raise DataError(f"{split} split: label(s) {unknown} never occur in the train "
                                 f"split (labels there: {labels}). Fix the data, or list them "
                                 "in dataset.drop_labels.")
+        for split, frame in splits.items():
+            present = sorted(frame[LABEL].unique())
+            if split != "train" and len(present) < 2:
+                raise DataError(f"{split} split: every example has the label {present}, so "
+                                "accuracy and F1 cannot tell a model from one that always answers "
+                                "it. Give the split examples of at least two labels (a larger "
+                                f"dataset.{split}_fraction, or another file in dataset.splits).")
         counts = {split: frame[LABEL].value_counts().sort_index().to_dict()
                   for split, frame in splits.items()}
         return {"labels": labels, "label_counts": counts}
+
+    def inputs(self, frame: pd.DataFrame) -> pd.Series:
+        text = frame[TEXT].str.split().str.join(" ")
+        return text + " ||| " + frame[PAIR].str.split().str.join(" ") if PAIR in frame else text
 
     def texts(self, frame: pd.DataFrame) -> Iterator[str]:
         for column in (TEXT, PAIR):

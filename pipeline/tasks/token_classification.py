@@ -13,7 +13,7 @@ import pandas as pd
 
 from pipeline.config import DatasetConfig
 from pipeline.errors import DataError
-from pipeline.tasks.base import TaskAdapter
+from pipeline.tasks.base import TaskAdapter, check_spellings
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -96,7 +96,7 @@ class TokenClassification(TaskAdapter):
                             f"{list(frame.columns)}. Token classification needs a list of "
                             "tokens and a list of tags per sentence (dataset.text_columns: "
                             "[tokens], dataset.label_column: tags), or format: conll.")
-        rows = []
+        rows, empty = [], 0
         for index, (tokens, tags) in enumerate(zip(frame[tokens_column], frame[tags_column],
                                                    strict=True)):
             tokens, tags = list(tokens), [str(tag) for tag in tags]
@@ -104,14 +104,20 @@ class TokenClassification(TaskAdapter):
                 line = f" (line {frame['line'].iloc[index]})" if "line" in frame else ""
                 raise DataError(f"{where}: sentence {index}{line} has {len(tokens)} tokens but "
                                 f"{len(tags)} tags. Each token needs exactly one tag.")
-            if tokens:
-                rows.append({TOKENS: tokens,
-                             TAGS: iob1_to_iob2(tags) if cfg.convert_iob1 else tags})
+            if not tokens:
+                empty += 1
+                continue
+            if cfg.normalize_labels:
+                tags = [tag.strip().upper() for tag in tags]
+            rows.append({TOKENS: tokens, TAGS: iob1_to_iob2(tags) if cfg.convert_iob1 else tags})
+        if empty:
+            log.warning("%s: %d of %d rows dropped for having no tokens", where, empty, len(frame))
         return pd.DataFrame(rows, columns=[TOKENS, TAGS])
 
     def describe(self, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
         counts = {split: Counter(tag for tags in frame[TAGS] for tag in tags)
                   for split, frame in splits.items()}
+        check_spellings({tag for counter in counts.values() for tag in counter}, "tags")
         labels = sorted(counts["train"], key=lambda tag: (tag != OUTSIDE, entity_type(tag) or "",
                                                           tag))
         for split, counter in counts.items():
@@ -119,7 +125,12 @@ class TokenClassification(TaskAdapter):
             if unknown:
                 raise DataError(f"{split} split: tag(s) {unknown} never occur in the train "
                                 f"split (tags there: {labels}). Fix the data or its tag scheme.")
+        for split, counter in counts.items():
             entity_share = 1 - counter.get(OUTSIDE, 0) / max(sum(counter.values()), 1)
+            if split != "train" and entity_share == 0:
+                raise DataError(f"{split} split: no token is tagged as an entity, so entity F1 is "
+                                "0 whatever the model does. Give the split sentences with "
+                                "entities (a larger split, or another file in dataset.splits).")
             if entity_share < ENTITY_MINORITY:
                 log.warning("%s split: entity tokens are %.1f%% of all tokens; consider "
                             "train.class_weighted_loss: true", split, 100 * entity_share)
@@ -129,6 +140,9 @@ class TokenClassification(TaskAdapter):
 
     def texts(self, frame: pd.DataFrame) -> Iterator[str]:
         return (" ".join(tokens) for tokens in frame[TOKENS])
+
+    def inputs(self, frame: pd.DataFrame) -> pd.Series:
+        return frame[TOKENS].map(" ".join)
 
     def tokenize(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
                  manifest: dict[str, Any], training: bool) -> Dataset:

@@ -31,7 +31,8 @@ def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.Complet
 def make_project(root: Path, experiment: str) -> Path:
     """A fresh git + DVC repository holding this project's pipeline and config, with
     `experiment` as conf/experiment/e2e_tiny.yaml composed into its params.yaml."""
-    for name in ("dvc.yaml", ".gitignore", ".dvcignore", "pyproject.toml"):
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore", "pyproject.toml", "requirements.txt",
+                 "requirements-data.txt"):
         shutil.copy(REPO / name, root / name)
     for name in ("conf", "pipeline", "pretrained"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))

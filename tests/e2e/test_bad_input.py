@@ -19,8 +19,8 @@ BAD_EXIT = 2
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A project folder (config and code, no git needed) with a small local dataset."""
-    (tmp_path / "conf").symlink_to(REPO / "conf")
-    (tmp_path / "pipeline").symlink_to(REPO / "pipeline")
+    for name in ("conf", "pipeline", "requirements.txt", "requirements-data.txt"):
+        (tmp_path / name).symlink_to(REPO / name)
     reviews = pd.DataFrame({"review": [f"review number {i}" for i in range(60)],
                             "verdict": ["good", "bad", "meh"] * 20})
     reviews.to_csv(tmp_path / "reviews.csv", index=False)

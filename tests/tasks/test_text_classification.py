@@ -92,3 +92,57 @@ def test_prediction_table_has_reference_prediction_and_score():
     assert list(table["prediction"]) == ["pos", "neutral"]
     assert list(table["reference"]) == ["pos", "neg"]
     assert (table["score"] > 0.8).all()
+
+
+def reviews(labels: list[object], texts: list[str] | None = None) -> pd.DataFrame:
+    return pd.DataFrame({"text": texts or [f"review {i}" for i in range(len(labels))],
+                         "category": labels})
+
+
+@pytest.mark.parametrize("missing", ["", "  ", "NA", "NaN", None])
+def test_a_row_without_a_label_is_refused_naming_its_row(missing):
+    raw = reviews(["pos", "neg", missing, "pos"])
+    with pytest.raises(DataError, match=r"train data: 1 row\(s\) have no label in column 'category' "
+                                        r"\(data rows 3, counting from 1"):
+        TASK.prepare(raw, dataset_config(drop_labels=[]), "train data")
+
+
+def test_rows_without_a_label_can_be_dropped_by_their_value():
+    prepared = TASK.prepare(reviews(["pos", "", "neg"]), dataset_config(drop_labels=[""]), "x")
+    assert prepared["label"].tolist() == ["pos", "neg"]
+
+
+def test_rows_with_empty_text_are_dropped_and_counted(caplog):
+    raw = reviews(["pos", "neg", "pos"], texts=["good", "  ", "fine"])
+    prepared = TASK.prepare(raw, dataset_config(drop_labels=[]), "train data")
+    assert prepared["text"].tolist() == ["good", "fine"]
+    assert "train data: 1 of 3 rows dropped for empty text" in caplog.text
+
+
+def test_labels_differing_only_by_case_or_spaces_are_refused_or_normalised():
+    raw = reviews(["pos", "pos ", "Neg", "neg"])
+    prepared = TASK.prepare(raw, dataset_config(drop_labels=[]), "x")
+    split = {"train": prepared, "validation": prepared, "test": prepared}
+    with pytest.raises(DataError, match=r"labels that differ only by case or surrounding spaces "
+                                        r"would be separate classes: 'Neg' / 'neg'; 'pos' / "
+                                        r"'pos '.*dataset.normalize_labels: true"):
+        TASK.describe(split)
+    normalised = TASK.prepare(raw, dataset_config(drop_labels=[], normalize_labels=True), "x")
+    assert normalised["label"].tolist() == ["pos", "pos", "neg", "neg"]
+    assert TASK.describe({"train": normalised, "validation": normalised,
+                          "test": normalised})["labels"] == ["neg", "pos"]
+
+
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_an_evaluation_split_with_a_single_label_is_refused(split):
+    splits = {"train": pd.DataFrame({"label": ["a", "b"]}),
+              "validation": pd.DataFrame({"label": ["a", "b"]}),
+              "test": pd.DataFrame({"label": ["b", "a"]})}
+    splits[split] = pd.DataFrame({"label": ["b", "b"]})
+    with pytest.raises(DataError, match=rf"{split} split: every example has the label \['b'\]"):
+        TASK.describe(splits)
+
+
+def test_inputs_are_whitespace_normalised_text_and_pair():
+    frame = pd.DataFrame({"text": ["a  b\n", "c"], "text_pair": ["x", " y  z"]})
+    assert TASK.inputs(frame).tolist() == ["a b ||| x", "c ||| y z"]

@@ -179,3 +179,26 @@ def test_entities_group_words_with_character_spans():
     plain = group_entities("a b c", [(0, 1), (2, 3), (4, 5)], ["METAPHOR", "METAPHOR", "O"],
                            [1, 1, 1])
     assert [(e["word"], e["label"]) for e in plain] == [("a b", "METAPHOR")]
+
+
+def test_an_evaluation_split_without_entities_is_refused():
+    splits = {"train": pd.DataFrame({"tags": [["O", "B-PER"]]}),
+              "validation": pd.DataFrame({"tags": [["B-PER"]]}),
+              "test": pd.DataFrame({"tags": [["O", "O"]]})}
+    with pytest.raises(DataError, match="test split: no token is tagged as an entity"):
+        TASK.describe(splits)
+
+
+def test_tags_differing_only_by_case_are_refused():
+    splits = {"train": pd.DataFrame({"tags": [["O", "B-PER", "B-Per"]]}),
+              "validation": pd.DataFrame({"tags": [["B-PER"]]}),
+              "test": pd.DataFrame({"tags": [["B-PER"]]})}
+    with pytest.raises(DataError, match=r"tags that differ only by case .*'B-PER' / 'B-Per'"):
+        TASK.describe(splits)
+
+
+def test_sentences_without_tokens_are_dropped_and_counted(caplog):
+    raw = pd.DataFrame({"tokens": [["EU", "rejects"], []], "tags": [["B-ORG", "O"], []]})
+    prepared = TASK.prepare(raw, ner_config(), "train.conll")
+    assert prepared["tokens"].tolist() == [["EU", "rejects"]]
+    assert "train.conll: 1 of 2 rows dropped for having no tokens" in caplog.text
