@@ -6,6 +6,7 @@ command with one message. Torch is not imported here (composing a config stays f
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,10 +62,21 @@ def check_sources(params: Params) -> None:
             if not file.is_file():
                 raise SourceError(f"models.{name}.gguf_file: '{file}' does not exist")
         elif model.source is not None:
-            model_location(model.source, model.path, where)
+            folder = Path(model_location(model.source, model.path, where))
+            if model.pretrained:
+                check_model_positions(folder, model.max_length, f"models.{name}")
     check_watched(params.dataset.watch, "dataset.watch")
     if params.dataset.source != "hub":
         resolve_path(params.dataset.source, params.dataset.path, "dataset.path")
+
+
+def check_model_positions(folder: Path, max_length: int, where: str) -> None:
+    """A pretrained model has a position embedding for so many tokens; more is a failed cell."""
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    positions = config.get("max_position_embeddings") or config.get("n_positions")
+    if positions and max_length > positions:
+        raise ConfigError(f"{where}.max_length: {max_length} tokens, but the model in '{folder}' "
+                          f"has positions for {positions}; set max_length to {positions} or less")
 
 
 def check_watched(watch: str, where: str) -> None:

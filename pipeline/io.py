@@ -19,10 +19,21 @@ def umask() -> int:
     return mask
 
 
+def remove_leftovers(target: Path) -> None:
+    """Scratch copies of `target` left by a process that was killed while writing it (one
+    writer per target: a leftover is never another process's work in progress)."""
+    for leftover in target.parent.glob(f".{target.name}.*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a scratch folder beside `target`; it replaces `target` only if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield scratch
@@ -38,6 +49,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
 def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a scratch path beside `target`; it replaces `target` only if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target)
     handle, scratch = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(handle)
     try:

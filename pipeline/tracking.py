@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from pipeline.config import Params
+from pipeline.errors import PipelineError
 from pipeline.io import write_json
 from pipeline.paths import fine_tuned_model_dir, repository_root
 
@@ -86,8 +87,28 @@ def client(params: Params):
     uri = tracking_uri(params.tracking.tracking_uri)
     if not uri.startswith("sqlite:///"):
         return MlflowClient(tracking_uri=uri)
-    with FileLock(uri.removeprefix("sqlite:///") + ".lock", timeout=600):
+    database = Path(uri.removeprefix("sqlite:///"))
+    check_store(params)
+    with FileLock(f"{database}.lock", timeout=600):
         return MlflowClient(tracking_uri=uri)
+
+
+def check_store(params: Params) -> None:
+    """Before a stage's work: a local store MLflow cannot write stops it with one line."""
+    uri = tracking_uri(params.tracking.tracking_uri)
+    if uri.startswith("sqlite:///"):
+        check_writable(Path(uri.removeprefix("sqlite:///")))
+
+
+def check_writable(database: Path) -> None:
+    """sqlite writes the store and a journal beside it: say which cannot be written, before a
+    stage works for nothing (rather than a traceback at its first MLflow call)."""
+    for path in (database, database.parent):
+        if path.exists() and not os.access(path, os.W_OK):
+            what = "the file" if path == database else "its folder"
+            raise PipelineError(f"{database}: MLflow cannot write its run store ({what} is "
+                                "read-only). Make it writable (chmod u+w), or point "
+                                "tracking.tracking_uri (or MLFLOW_TRACKING_URI) at another store.")
 
 
 def artifact_location(uri: str) -> str | None:
@@ -129,10 +150,12 @@ def start_cell_run(params: Params, model: str, seed: int, logged: Mapping[str, A
     from mlflow.entities import Param
 
     mlflow_client = client(params)
-    tags = {"model": model, "seed": str(seed), **run_tags(params, purpose)}
+    tags = {"model": model, "seed": str(seed), "run_dir": str(Path.cwd().resolve()),
+            **run_tags(params, purpose)}
     name = f"{model}-seed{seed}" if purpose == "fine-tune" else f"{purpose}-{model}"
-    run = mlflow_client.create_run(_experiment_id(mlflow_client, experiment_name(params)),
-                                   run_name=name, tags=tags)
+    experiment = _experiment_id(mlflow_client, experiment_name(params))
+    end_abandoned_runs(mlflow_client, experiment, tags)
+    run = mlflow_client.create_run(experiment, run_name=name, tags=tags)
     values = bounded_params(logged, params.tracking.max_param_length)
     items = [Param(key, value) for key, value in values.items()]
     for start in range(0, len(items), 100):
@@ -195,11 +218,30 @@ def log_evaluation(cell: Cell, run_id: str, metrics: Mapping[str, float],
         log_artifacts(params, run_id, artifacts)
 
 
-def finish_run(params: Params, run_id: str, failed_error: str | None = None) -> None:
+def end_abandoned_runs(mlflow_client: Any, experiment: str, tags: Mapping[str, str]) -> None:
+    """Runs of this cell still RUNNING in this folder were left by a process killed outright
+    (SIGKILL; an interrupt ends them itself): end them as KILLED before opening a new one."""
+    keys = ("model", "seed", "purpose", "experiment", "run_dir", "dvc_experiment")
+    conditions = [f"tags.{key} = '{tags[key]}'" for key in keys if key in tags]
+    for run in mlflow_client.search_runs([experiment], " and ".join(
+            [*conditions, "attributes.status = 'RUNNING'"])):
+        mlflow_client.set_tag(run.info.run_id, "error", "its process ended without closing it")
+        mlflow_client.set_terminated(run.info.run_id, "KILLED")
+
+
+def reopen_run(params: Params, run_id: str) -> None:
+    """A stage goes on with a cell's run (resumed training, evaluation): RUNNING meanwhile."""
+    client(params).update_run(run_id, status="RUNNING")
+
+
+def finish_run(params: Params, run_id: str, failed_error: str | None = None,
+               killed: bool = False) -> None:
+    """End a run: FINISHED, FAILED with its error, or KILLED (interrupted)."""
     mlflow_client = client(params)
     if failed_error is not None:
         mlflow_client.set_tag(run_id, "error", failed_error[:5000])
-    mlflow_client.set_terminated(run_id, "FAILED" if failed_error is not None else "FINISHED")
+    status = "KILLED" if killed else "FAILED" if failed_error is not None else "FINISHED"
+    mlflow_client.set_terminated(run_id, status)
 
 
 def log_parent_run(params: Params, name: str, children: Iterable[str], purpose: str,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -33,6 +35,9 @@ from pipeline.tasks import TaskAdapter
 from pipeline.tracking import log_metrics
 
 RESUME_FILE = "resume.json"
+#: Fewer optimizer steps than warm-up plus this many: the run barely trains; say so.
+FEW_STEPS_AFTER_WARMUP = 5
+log = logging.getLogger(__name__)
 
 
 def training_arguments(cfg: TrainConfig, output_dir: Path, seed: int, task: TaskAdapter,
@@ -127,10 +132,55 @@ def remember_run(folder: Path, identity: str, run_id: str) -> None:
     write_json(folder / RESUME_FILE, {"fingerprint": identity, "mlflow_run_id": run_id})
 
 
+def optimizer_steps(cfg: TrainConfig, rows: int) -> int:
+    """The optimizer steps Trainer takes on `rows` training examples, by its own arithmetic
+    (a last, smaller batch counts; `batch_size` is the global batch)."""
+    if cfg.max_steps > 0:
+        return cfg.max_steps
+    batches = math.ceil(rows / cfg.batch_size)
+    accumulation = cfg.gradient_accumulation_steps
+    per_epoch = max(batches // accumulation + int(batches % accumulation > 0), 1)
+    return math.ceil(cfg.epochs * per_epoch)
+
+
+def learning_rates(cfg: TrainConfig, steps: int) -> list[float]:
+    """The learning rate of every optimizer step, from the scheduler Trainer builds."""
+    from transformers import get_scheduler
+
+    warmup = int(cfg.warmup) if cfg.warmup >= 1 else math.ceil(steps * cfg.warmup)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.learning_rate)
+    scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=warmup,
+                              num_training_steps=steps)
+    rates = []
+    for _ in range(steps):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def check_learning_happens(cfg: TrainConfig, rows: int, where: str) -> None:
+    """Refuse a training whose every step has a learning rate of 0 (its "fine-tuned" weights
+    would be the starting ones, reported as a success), and warn when it barely trains."""
+    steps = optimizer_steps(cfg, rows)
+    warmup = int(cfg.warmup) if cfg.warmup >= 1 else math.ceil(steps * cfg.warmup)
+    if steps > warmup + FEW_STEPS_AFTER_WARMUP:
+        return
+    if max(learning_rates(cfg, steps)) == 0:
+        raise ConfigError(f"{where}: {rows} training examples in batches of {cfg.batch_size} "
+                          f"make {steps} optimizer step(s), {warmup} of them warm-up, so the "
+                          "learning rate is 0 at every step and training would change nothing. "
+                          f"Lower {where}.batch_size or {where}.warmup, or raise {where}.epochs.")
+    log.warning("%s: only %d optimizer step(s), %d of them warm-up: this barely trains (raise "
+                "epochs or lower batch_size)", where, steps, warmup)
+
+
 def fit(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], resume: bool,
         launched: bool) -> tuple[Trainer, TrainOutput, float]:
     """Train (every worker runs this); return the trainer, its result and the seconds taken."""
     splits, tokenizer = load_tokenized(cell.model)
+    train_split = training_share(splits["train"], cfg.data_fraction, cell.params.dataset.split_seed)
+    check_learning_happens(cfg, len(train_split), f"{cell.where}.train")
     model = build_model(cell.task, cell.model_config, manifest, tokenizer, cell.seed,
                         cell.where)
     compute_metrics = cell.task.validation_metrics(manifest)
@@ -141,8 +191,7 @@ def fit(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], resume: bool,
         model=model,
         args=training_arguments(cfg, checkpoint_dir(cell.name), cell.seed, cell.task,
                                 loss_only=compute_metrics is None, launched=launched),
-        train_dataset=training_share(splits["train"], cfg.data_fraction,
-                                     cell.params.dataset.split_seed),
+        train_dataset=train_split,
         eval_dataset=splits["validation"],
         data_collator=cell.task.collator(tokenizer),
         processing_class=tokenizer,

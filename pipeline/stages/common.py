@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable
-from typing import Any
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
+from pipeline.config import Params
 from pipeline.experiment import Cell, experiment_cell
 from pipeline.launch import use_available_cores
 from pipeline.records import failure
+from pipeline.tracking import finish_run
 
 
 def parse_cell(description: str) -> Cell:
@@ -33,3 +37,21 @@ def run_cell_stage(stage: str, body: Callable[[], None],
     except Exception as error:
         logging.getLogger(stage).exception("cell failed")
         on_failure(failure(stage, error))
+
+
+def interrupted(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextmanager
+def ends_run_if_interrupted(params: Params, run_id: str) -> Iterator[None]:
+    """Ctrl-C (SIGINT, which `dvc repro` passes on) or SIGTERM while a stage works on an MLflow
+    run ends that run as KILLED, not RUNNING forever."""
+    previous = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        yield
+    except KeyboardInterrupt:
+        finish_run(params, run_id, killed=True)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -21,8 +21,8 @@ from pipeline.paths import (
     train_output_dir,
 )
 from pipeline.records import FAILED, SUCCESS, UpstreamFailure, base_vs_finetuned_metrics
-from pipeline.stages.common import parse_cell, run_cell_stage
-from pipeline.tracking import finish_run, log_evaluation
+from pipeline.stages.common import ends_run_if_interrupted, parse_cell, run_cell_stage
+from pipeline.tracking import finish_run, log_evaluation, reopen_run
 
 
 def main() -> None:
@@ -37,6 +37,7 @@ def main() -> None:
         for upstream in (baseline, trained):
             if upstream["status"] == FAILED:
                 raise UpstreamFailure(f"{upstream['stage']} stage: {upstream['error']}")
+        reopen_run(cell.params, run_id)
         manifest = read_manifest(cell.params)
         model, tokenizer = load_trained(cell.task, fine_tuned_model_dir(cell.name))
         test = load_tokenized(cell.model)[0]["test"]
@@ -59,7 +60,8 @@ def main() -> None:
         write_json(record, failure)
         finish_run(cell.params, run_id, failed_error=failure["error"])
 
-    run_cell_stage("final_eval", body, on_failure)
+    with ends_run_if_interrupted(cell.params, run_id):
+        run_cell_stage("final_eval", body, on_failure)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pipeline.io import write_json
 from pipeline.launch import use_available_cores
 from pipeline.paths import pretrain_metrics_file
 from pipeline.pretraining import pretrain
+from pipeline.stages.common import ends_run_if_interrupted
 from pipeline.tracking import finish_run, start_cell_run
 
 log = logging.getLogger("pretrain")
@@ -34,11 +35,12 @@ def main() -> None:
               "train": dataclasses.asdict(entry.training(f"pretraining.{args.name}.train"))}
     run_id = start_cell_run(params, args.name, entry.seed, logged, purpose="pretrain")
     use_available_cores()
-    try:
-        summary = pretrain(params, task, args.name, entry, run_id)
-    except BaseException as error:
-        finish_run(params, run_id, failed_error=f"{type(error).__name__}: {error}")
-        raise
+    with ends_run_if_interrupted(params, run_id):
+        try:
+            summary = pretrain(params, task, args.name, entry, run_id)
+        except Exception as error:
+            finish_run(params, run_id, failed_error=f"{type(error).__name__}: {error}")
+            raise
     finish_run(params, run_id)
     write_json(pretrain_metrics_file(args.name), summary)
     log.info("%s: validation perplexity %.1f -> %.1f in %.0f s", args.name,

@@ -8,10 +8,12 @@ from __future__ import annotations
 from pipeline.errors import run_cli
 from pipeline.experiment import load_experiment, read_manifest
 from pipeline.reports import track_results, write_experiment_reports
+from pipeline.tracking import check_store
 
 
 def main() -> None:
     params, task = load_experiment()
+    check_store(params)  # before any report is replaced
     results, artifacts = write_experiment_reports(params, task, read_manifest(params))
     track_results(params, results, artifacts)
     print(results[["status", "model", "seed", *[c for c in results if c.startswith("finetuned_")]]]

@@ -13,7 +13,7 @@ from datasets import Dataset, DatasetDict
 
 from pipeline.config import SPLITS
 from pipeline.data import load_split
-from pipeline.errors import run_cli
+from pipeline.errors import ConfigError, run_cli
 from pipeline.experiment import load_experiment, read_manifest
 from pipeline.io import atomic_dir, write_json
 from pipeline.modeling import load_tokenizer, weights_identity
@@ -21,6 +21,14 @@ from pipeline.paths import tokenized_dir
 from pipeline.tokenizer_training import train_tokenizer
 
 log = logging.getLogger("tokenize")
+
+
+def check_tokenizer_length(limit: int, max_length: int, where: str) -> None:
+    """A Hub model's positions are only known once its tokenizer is loaded (a local or packaged
+    one's are checked when the config is composed). Tokenizers without a limit say 1e30."""
+    if max_length > limit:
+        raise ConfigError(f"{where}.max_length: {max_length} tokens, but the model's tokenizer "
+                          f"allows {limit}; set max_length to {limit} or less")
 
 
 def main() -> None:
@@ -32,6 +40,8 @@ def main() -> None:
     manifest = read_manifest(params)
     if model_cfg.tokenizer is None:
         tokenizer = load_tokenizer(model_cfg, f"models.{args.model}")
+        check_tokenizer_length(tokenizer.model_max_length, model_cfg.max_length,
+                               f"models.{args.model}")
     else:
         log.info("%s: training a %s tokenizer on the training split", args.model,
                  model_cfg.tokenizer.algorithm)

@@ -21,8 +21,8 @@ from pipeline.errors import run_cli
 from pipeline.experiment import read_manifest
 from pipeline.io import write_json
 from pipeline.paths import checkpoint_dir, train_metrics_file, train_output_dir
-from pipeline.stages.common import parse_cell, run_cell_stage
-from pipeline.tracking import finish_run, start_cell_run
+from pipeline.stages.common import ends_run_if_interrupted, parse_cell, run_cell_stage
+from pipeline.tracking import finish_run, reopen_run, start_cell_run
 from pipeline.training import fingerprint, logged_params, remember_run, resumable_run, train_cell
 
 log = logging.getLogger("train")
@@ -41,11 +41,11 @@ def main() -> None:
     identity = fingerprint(cell, cfg, manifest)
     run_id = resumable_run(checkpoints, identity)
     resume = run_id is not None
-    if run_id is None:
-        run_id = start_cell_run(cell.params, cell.model, cell.seed, logged_params(cell, cfg))
-        remember_run(checkpoints, identity, run_id)
-    else:
+    if resume:
         log.info("%s: resuming from the last checkpoint in %s", cell.name, checkpoints)
+        reopen_run(cell.params, run_id)
+    else:
+        run_id = start_cell_run(cell.params, cell.model, cell.seed, logged_params(cell, cfg))
 
     def body() -> None:
         if cfg.launcher == "none":
@@ -54,6 +54,7 @@ def main() -> None:
             launch.run_workers(cfg, f"{cell.where}.train", "pipeline.stages.train",
                                ["--model", cell.model, "--seed", str(cell.seed)], run_id, resume)
         shutil.rmtree(checkpoints, ignore_errors=True)
+        finish_run(cell.params, run_id)  # final_eval reopens it for the test metrics
 
     def on_failure(failure: dict[str, Any]) -> None:
         record = {**failure, "mlflow_run_id": run_id}
@@ -62,8 +63,10 @@ def main() -> None:
         write_json(train_metrics_file(cell.name), record)
         finish_run(cell.params, run_id, failed_error=failure["error"])
 
-    run_cell_stage("train", body, on_failure)
-
+    with ends_run_if_interrupted(cell.params, run_id):
+        if not resume:
+            remember_run(checkpoints, identity, run_id)
+        run_cell_stage("train", body, on_failure)
 
 if __name__ == "__main__":
     run_cli(main)
