@@ -9,15 +9,23 @@ whether a gap is larger than that seed-to-seed noise.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from pipeline.config import cell_name
+from pipeline.markdown import interval, mean_std, model_label, number, p_text, table
 from pipeline.records import FAILED, SUCCESS
+from pipeline.uncertainty import (
+    ADJUSTMENT_NAMES,
+    CELL_COLUMNS,
+    Uncertainty,
+    comparison_columns,
+    how_sure_section,
+    seeds_plan_section,
+)
 
 CONFIDENCE = 0.95
 SIGNIFICANCE = 0.05
@@ -54,7 +62,9 @@ def seed_statistics(values: pd.Series) -> dict[str, float]:
 
 
 def numeric_columns(results: pd.DataFrame) -> list[str]:
-    return [column for column in results.columns if column.startswith(NUMERIC_PREFIXES)]
+    """Per-cell values to average over seeds (not a cell's own test-set interval)."""
+    return [column for column in results.columns if column.startswith(NUMERIC_PREFIXES)
+            and not column.endswith(CELL_COLUMNS)]
 
 
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -136,43 +146,6 @@ def paired_comparison(results: pd.DataFrame, metric: str, lower_is_better: bool)
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
-def number(value: float, signed: bool = False) -> str:
-    """Four significant digits whatever the scale (accuracy, BLEU, perplexity)."""
-    if pd.isna(value):
-        return "n/a"
-    return f"{value:+.4g}" if signed else f"{value:.4g}"
-
-
-def p_text(p_value: float) -> str:
-    if pd.isna(p_value):
-        return "n/a"
-    return "< 0.001" if p_value < 0.001 else f"{p_value:.3f}"
-
-
-def mean_std(statistics: pd.Series, column: str, signed: bool = False) -> str:
-    """Mean ± std, the std to two significant digits and the mean to the same decimal place
-    (digits beyond the seed-to-seed spread are noise)."""
-    mean, std = statistics[f"{column}_mean"], statistics[f"{column}_std"]
-    if pd.isna(std) or pd.isna(mean) or std == 0:
-        return number(mean, signed)
-    decimals = min(max(0, 1 - math.floor(math.log10(std))), 8)
-    sign = "+" if signed else ""
-    return f"{mean:{sign}.{decimals}f} ± {std:.{decimals}f}"
-
-
-def interval(low: float, high: float, signed: bool = False) -> str:
-    return "n/a" if pd.isna(low) else f"[{number(low, signed)}, {number(high, signed)}]"
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(row) + " |" for row in rows)]
-
-
-def model_label(model: str, best: str | None) -> str:
-    return f"**{model}** (best)" if model == best else model
-
-
 def failed_cells_line(results: pd.DataFrame) -> str:
     failed = results[results["status"] == FAILED]
     if failed.empty:
@@ -203,38 +176,83 @@ def main_metric_section(summary: pd.DataFrame, metric: str, lower_is_better: boo
     return lines
 
 
-def paired_reading(paired: pd.DataFrame, best: str) -> str:
-    """One line saying what the paired tests found, and how little three seeds can show."""
+def combined_reading(row: dict[str, float], seed_note: str, lower_is_better: bool,
+                     best: str, adjustment: str) -> str:
+    """What the seeds-and-test-examples test adds to the seed-only t-test, in words."""
+    p_adjusted = row.get("p_adjusted", float("nan"))
+    if pd.isna(p_adjusted):
+        return seed_note
+    if p_adjusted < SIGNIFICANCE:
+        worse = row["difference"] > 0 if lower_is_better else row["difference"] < 0
+        return (f"{'worse' if worse else 'better'} than {best} beyond seed and test-sample noise "
+                f"({adjustment}-adjusted)")
+    if "beyond seed noise" in seed_note:
+        return f"{seed_note.replace('beyond seed noise', 'beyond seed noise only')}: another " \
+               "test sample could reverse it"
+    return f"within seed and test-sample noise of {best}"
+
+
+def paired_reading(paired: pd.DataFrame, best: str, uncertainty: Uncertainty | None) -> str:
+    """One paragraph: what the tests found, how little few seeds can show, and the selection
+    effect of picking the best on these same results."""
     others = paired[~paired["best"]]
-    beyond = others[others["p_value"] < SIGNIFICANCE]
-    tested = others["p_value"].notna()
-    if not tested.any():
+    decided = others[others["reading"].str.contains("beyond")]
+    if not others["p_value"].notna().any() and uncertainty is None:
         found = ("No model could be tested against the best (see the reading column: too few "
                  "paired seeds, or the same difference on every seed).")
-    elif beyond.empty:
-        found = f"No model differs from {best} by more than the seed-to-seed noise."
+    elif decided.empty:
+        found = f"No model differs from {best} by more than the noise."
     else:
-        found = "; ".join(f"{row.model} is {row.note} "
-                          f"(p = {p_text(row.p_value)})" for row in beyond.itertuples()) + "."
+        found = "; ".join(f"{row.model} is {row.reading}" for row in decided.itertuples()) + "."
     seeds = int(paired["n_pairs"].max())
-    return (f"Reading: {found} The paired t-test compares the models seed by seed; with "
-            f"{seeds} seed{'s' if seeds != 1 else ''} it has low power, so p ≥ {SIGNIFICANCE} does "
-            "not show that two models are equal, only that these seeds cannot tell them apart.")
+    text = (f"Reading: {found} The paired t-test compares the models seed by seed; with {seeds} "
+            f"seed{'s' if seeds != 1 else ''} it has low power, so p ≥ {SIGNIFICANCE} does not "
+            "show that two models are equal, only that these seeds cannot tell them apart.")
+    if uncertainty is not None:
+        adjustment = ADJUSTMENT_NAMES[uncertainty.config.adjustment]
+        text += (" The seeds + test column resamples seeds and test examples together: a gap "
+                 "the t-test finds but this one does not is within what another test sample "
+                 f"could reverse. Its p-values are adjusted ({adjustment}) for the "
+                 f"{len(others)} comparison{'s' if len(others) != 1 else ''} made.")
+    if len(others):
+        text += (f" {best} was picked as the best on these same test results, which flatters "
+                 "its lead a little (a winner's curse); to confirm a small gap, run the top "
+                 "settings again with fresh seeds (`python -m pipeline.confirm`).")
+    return text
 
 
-def paired_section(paired: pd.DataFrame, metric: str, best: str | None) -> list[str]:
+def paired_section(paired: pd.DataFrame, metric: str, best: str | None,
+                   uncertainty: Uncertainty | None, lower_is_better: bool) -> list[str]:
     if best is None:
         return ["## Paired comparison", "", "No successful cell: nothing to compare.", ""]
+    adjustment = ADJUSTMENT_NAMES[uncertainty.config.adjustment] if uncertainty else ""
     header = ["model", "paired seeds", f"mean difference (model - {best})",
-              "95% CI of the difference", "p-value (paired t-test)", "reading"]
-    rows = [[model_label(row.model, best), str(row.n_pairs), "reference", "", "", row.note]
-            if row.best else
-            [row.model, str(row.n_pairs), number(row.mean_difference, True),
-             interval(row.ci95_low, row.ci95_high, signed=True), p_text(row.p_value), row.note]
-            for row in paired.itertuples()]
+              "95% CI over seeds (t)", "p (paired t over seeds)"]
+    if uncertainty is not None:
+        header += ["95% CI (seeds + test)", "p (seeds + test)", f"p adjusted ({adjustment})"]
+    rows, readings = [], []
+    for row in paired.itertuples():
+        if row.best:
+            cells = [model_label(row.model, best), str(row.n_pairs), "reference", "", ""]
+            cells += ["", "", ""] if uncertainty is not None else []
+            readings.append(row.note)
+        else:
+            combined = comparison_columns(uncertainty, row.model)
+            cells = [row.model, str(row.n_pairs), number(row.mean_difference, True),
+                     interval(row.ci95_low, row.ci95_high, signed=True), p_text(row.p_value)]
+            if uncertainty is not None:
+                cells += [interval(combined.get("low", float("nan")),
+                                   combined.get("high", float("nan")), signed=True),
+                          p_text(combined.get("p_value", float("nan"))),
+                          p_text(combined.get("p_adjusted", float("nan")))]
+            readings.append(combined_reading(combined, row.note, lower_is_better, best,
+                                             adjustment))
+        rows.append([*cells, readings[-1]])
+    paired = paired.assign(reading=readings)
     return [f"## Paired comparison with the best model ({best})", "",
             f"Fine-tuned {metric} of each model minus {best}'s, on the seeds both ran "
-            "successfully.", "", *table(header, rows), "", paired_reading(paired, best), ""]
+            "successfully.", "", *table([*header, "reading"], rows), "",
+            paired_reading(paired, best, uncertainty), ""]
 
 
 def other_metrics_section(summary: pd.DataFrame, metrics: Sequence[str],
@@ -251,15 +269,20 @@ def other_metrics_section(summary: pd.DataFrame, metrics: Sequence[str],
 
 
 def summary_markdown(results: pd.DataFrame, metric_names: Sequence[str],
-                     lower_is_better: Sequence[str], title: str) -> str:
-    """reports/summary.md: the main metric per model with its spread over seeds, the paired
-    comparison with the best model, then the other metrics, for reading without a notebook."""
+                     lower_is_better: Sequence[str], title: str,
+                     uncertainty: Uncertainty | None = None) -> str:
+    """reports/summary.md: the main metric per model with its spread over seeds, how sure the
+    numbers are (seeds and test examples), the paired comparison with the best model, then the
+    other metrics, for reading without a notebook."""
     metric = metric_names[0]
     lower = metric in lower_is_better
     summary = summary_table(results)
     best = best_model(results, metric, lower)
     lines = [f"# {title}", "", failed_cells_line(results), "",
-             *main_metric_section(summary, metric, lower, best),
-             *paired_section(paired_comparison(results, metric, lower), metric, best),
-             *other_metrics_section(summary, metric_names[1:], lower_is_better, best)]
+             *main_metric_section(summary, metric, lower, best)]
+    if uncertainty is not None:
+        lines += [*how_sure_section(uncertainty, best), *seeds_plan_section(uncertainty)]
+    lines += [*paired_section(paired_comparison(results, metric, lower), metric, best,
+                              uncertainty, lower),
+              *other_metrics_section(summary, metric_names[1:], lower_is_better, best)]
     return "\n".join(lines)

@@ -421,6 +421,30 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """How the report stage measures uncertainty beyond the seeds: bootstrap resamples of the
+    test examples, from the predictions every cell writes."""
+
+    #: Resamples per interval and test; more narrows their Monte-Carlo error (about 1/sqrt(n)).
+    bootstrap_samples: int = 1000
+    #: Seed of the resampling, so that a report is reproducible to the digit.
+    bootstrap_seed: int = 0
+    #: How p-values of the comparisons with the best model are adjusted for their number:
+    #: Holm (family-wise error) or Benjamini-Hochberg (false discovery rate).
+    adjustment: Literal["holm", "bh"] = "holm"
+    #: The half-width of the 95% interval of each model's gain that the "how many seeds"
+    #: plan aims at; null: half the current one.
+    target_half_width: float | None = None
+
+    def validate(self, where: str) -> None:
+        _check(100 <= self.bootstrap_samples <= 100_000,
+               f"{where}.bootstrap_samples: must be between 100 and 100000, got "
+               f"{self.bootstrap_samples}")
+        _check(self.target_half_width is None or self.target_half_width > 0,
+               f"{where}.target_half_width: must be above 0, or null")
+
+
+@dataclass(frozen=True)
 class Params:
     experiment_name: str
     task: TaskConfig
@@ -429,6 +453,7 @@ class Params:
     seeds: list[int]
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     pretraining: dict[str, PretrainingConfig] = field(default_factory=dict)
     #: The file DVC watches for a dataset or model of each non-local source (conf/config.yaml).
     source_pins: dict[str, str] = field(default_factory=dict)

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from pipeline.config import ModelConfig, Params, TrainConfig, cell_name, load_params, parse_params
+from pipeline.data import load_split
 from pipeline.errors import ConfigError, PipelineError, SourceError
-from pipeline.io import read_json
+from pipeline.io import atomic_file, read_json
 from pipeline.paths import manifest_file, pretrained_dir, tokenized_dir
 from pipeline.sources import model_location, resolve_path
 from pipeline.tasks import TaskAdapter, get_task
@@ -92,6 +93,16 @@ def checked_params(text: str, where: str) -> Params:
     check_task_settings(params, get_task(params.task))
     check_sources(params)
     return params
+
+
+def write_predictions(cell: Cell, outputs: Any, manifest: dict[str, Any], labels: Any,
+                      path: Path) -> None:
+    """The cell's predictions on the test split, one row per example, as its task tabulates
+    them (input, reference, prediction)."""
+    table = cell.task.prediction_table(load_split(cell.params.dataset.name, "test"), outputs,
+                                       manifest, labels)
+    with atomic_file(path) as scratch:
+        table.to_csv(scratch, index=False)
 
 
 def read_manifest(params: Params) -> dict[str, Any]:

@@ -26,6 +26,7 @@ EXAMPLES_FILE = REPORTS_DIR / "examples.md"
 PLOTS_DIR = REPORTS_DIR / "plots"
 COMPARISON_PLOT = PLOTS_DIR / "base_vs_finetuned.png"
 TRAINING_CURVES_PLOT = PLOTS_DIR / "training_curves.png"
+TEST_INTERVALS_PLOT = PLOTS_DIR / "test_intervals.png"
 DVC_EXPERIMENT_DIR = re.compile(r"^(?P<root>.+?)/\.dvc/tmp/exps/[^/]+")
 
 
@@ -76,7 +77,14 @@ def pretrain_metrics_file(name: str) -> Path:
 
 
 def predictions_file(cell: str) -> Path:
+    """The fine-tuned model's test predictions (`final_eval`)."""
     return REPORTS_DIR / "predictions" / f"{cell}.csv"
+
+
+def base_predictions_file(cell: str) -> Path:
+    """The untuned model's test predictions (`baseline_eval`): with the fine-tuned ones, what
+    the report resamples to measure the gain's uncertainty over test examples."""
+    return REPORTS_DIR / "predictions" / "base" / f"{cell}.csv"
 
 
 def pretrained_dir(name: str) -> Path:

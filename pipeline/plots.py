@@ -25,11 +25,14 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from pipeline.uncertainty import Uncertainty
+
 log = logging.getLogger(__name__)
 
 DPI = 120
 CURVE_COLUMNS = ["model", "seed", "step", "name", "value"]
 CI_LABEL = "mean over successful seeds with its 95% CI (t)"
+COMBINED_LABEL = "fine-tuned: 95% CI over seeds and test examples"
 #: A swept setting with at most this many values gets a tick at each one.
 MAX_TICKS = 10
 #: Beyond this many characters of model names in all, x labels are slanted to stay apart.
@@ -99,10 +102,11 @@ def metric_label(metric: str, lower_is_better: bool) -> str:
 
 
 def base_vs_finetuned(results: pd.DataFrame, metric: str, lower_is_better: bool,
-                      path: Path) -> None:
+                      path: Path, uncertainty: Uncertainty | None = None) -> None:
     """Per model, the test `metric` before and after fine-tuning: bars at the mean over
-    successful seeds with 95% CI error bars, each seed a dot. Models without a successful
-    seed keep their place on the x axis, labelled as failed."""
+    successful seeds with 95% CI error bars, each seed a dot, and (when the predictions allow
+    it) the wider interval over seeds and test examples together beside each fine-tuned bar.
+    Models without a successful seed keep their place on the x axis, labelled as failed."""
     require_columns(results, ["status", "model", "seed", f"base_{metric}",
                               f"finetuned_{metric}"], "base_vs_finetuned")
     title = f"Test {metric} before and after fine-tuning"
@@ -116,6 +120,8 @@ def base_vs_finetuned(results: pd.DataFrame, metric: str, lower_is_better: bool,
     figure = new_figure(min(14.0, max(6.0, 1.4 * len(models) + 3)), 6.0 if slanted else 4.8)
     axes = figure.add_subplot()
     shown = draw_bars(axes, results, models, metric)
+    if uncertainty is not None:
+        draw_combined(axes, uncertainty, models)
     axes.set_xticks(range(len(models)), labels)
     if slanted:  # long names (a sweep's model and setting) would run into each other
         axes.tick_params(axis="x", labelrotation=25)
@@ -145,6 +151,48 @@ def draw_bars(axes: Axes, results: pd.DataFrame, models: list[str], metric: str)
                          zorder=3, label="one seed" if index == 1 and position == 0 else None)
             shown.extend(values)
     return shown
+
+
+def draw_combined(axes: Axes, uncertainty: Uncertainty, models: list[str]) -> None:
+    """The fine-tuned mean's 95% interval over seeds and test examples, just right of its bar."""
+    rows = uncertainty.models.set_index("model")
+    for position, model in enumerate(models):
+        if model not in rows.index:
+            continue
+        row = rows.loc[model]
+        mean = row["finetuned_mean"]
+        axes.errorbar(position + 0.38, mean, fmt="none", ecolor="#d62728", capsize=3,
+                      yerr=[[mean - row["finetuned_low"]], [row["finetuned_high"] - mean]],
+                      label=COMBINED_LABEL if position == 0 else None)
+
+
+def test_intervals(uncertainty: Uncertainty, path: Path) -> None:
+    """Each cell's fine-tuned metric with its 95% bootstrap interval over test examples, the
+    seeds of a model side by side: how much of a model's spread, and of the gap between
+    models, another test sample could move."""
+    cells, metric = uncertainty.cells, uncertainty.metric
+    models = list(cells["model"].drop_duplicates())
+    figure = new_figure(min(14.0, max(6.0, 1.4 * len(models) + 3)), 4.8)
+    axes = figure.add_subplot()
+    seeds = sorted(cells["seed"].unique())
+    colours = {seed: f"C{index % 10}" for index, seed in enumerate(seeds)}
+    for position, model in enumerate(models):
+        mine = cells[cells["model"] == model].sort_values("seed")
+        low = mine[f"finetuned_{metric}_ci95_low"].to_numpy()
+        high = mine[f"finetuned_{metric}_ci95_high"].to_numpy()
+        values = mine["value"].to_numpy()
+        for x, seed, value, down, up in zip(position + offsets(len(mine), 0.5), mine["seed"],
+                                            values, values - low, high - values, strict=True):
+            axes.errorbar(x, value, yerr=[[down], [up]], fmt="o", capsize=3,
+                          color=colours[seed],
+                          label=f"seed {seed}" if position == 0 else None)
+    axes.set_xticks(range(len(models)), models)
+    axes.set_ylabel(metric_label(metric, uncertainty.lower_is_better))
+    axes.set_title(f"Fine-tuned test {metric} per seed, with its 95% interval over test "
+                   f"examples\n({uncertainty.config.bootstrap_samples} bootstrap resamples)")
+    axes.legend(fontsize="small")
+    axes.grid(axis="y", alpha=0.3)
+    save(figure, path)
 
 
 def tick_label(results: pd.DataFrame, model: str, best: str | None) -> str:

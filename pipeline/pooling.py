@@ -97,8 +97,8 @@ def write_pooled_reports(results: pd.DataFrame, keys: list[str], params: Params,
                          folder: Path) -> list[Path]:
     task = get_task(params.task)
     main_metric = task.metric_names[0]
-    _, paths = write_comparison(results, task, f"Sweep {folder.name}: {params.experiment_name}",
-                                folder)
+    _, paths = write_comparison(results, task, params,
+                                f"Sweep {folder.name}: {params.experiment_name}", folder)
     curves, validation = pooled_curves(results)
     if curves["model"].nunique() <= MAX_CURVE_ROWS:
         paths.append(folder / TRAINING_CURVES_PLOT)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.comparison import successful, summary_markdown, summary_table
+from pipeline.comparison import best_model, successful, summary_markdown, summary_table
 from pipeline.config import Params, cell_name
 from pipeline.io import atomic_file, read_json, write_json
 from pipeline.paths import (
@@ -29,6 +29,7 @@ from pipeline.paths import (
     RESULTS_FILE,
     SUMMARY_FILE,
     SUMMARY_MARKDOWN_FILE,
+    TEST_INTERVALS_PLOT,
     TRAINING_CURVES_PLOT,
     baseline_metrics_file,
     final_metrics_file,
@@ -36,12 +37,14 @@ from pipeline.paths import (
     train_metrics_file,
     train_output_dir,
 )
-from pipeline.plots import CURVE_COLUMNS, base_vs_finetuned, training_curves
+from pipeline.plots import CURVE_COLUMNS, base_vs_finetuned, test_intervals, training_curves
 from pipeline.records import FAILED, SUCCESS, base_vs_finetuned_metrics, curve_points, read_record
 from pipeline.tasks import TaskAdapter
 from pipeline.tracking import log_parent_run
+from pipeline.uncertainty import measure_uncertainty, summary_columns, with_cell_intervals
 
 HEADLINE_STATS = ("mean", "std", "ci95_low", "ci95_high")
+UNCERTAINTY_STATS = ("test_se", "combined_low", "combined_high")
 EXAMPLES_PER_MODEL = 3
 EXAMPLE_CELL_CHARS = 300  # articles are cut: the table is for reading at a glance
 PER_LABEL_COLUMNS = ["model", "seed", "stage", "label", "precision", "recall", "f1", "support"]
@@ -173,11 +176,12 @@ def write_text(text: str, path: Path) -> None:
 
 
 def headline_metrics(summary: pd.DataFrame, metric: str) -> dict[str, dict[str, float]]:
-    """Each model's main metric over its seeds (base, fine-tuned, gain: mean, std, 95% CI):
+    """Each model's main metric over its seeds (base, fine-tuned, gain: mean, std, 95% CI; the
+    test-sample error and the intervals over seeds and test examples together):
     reports/metrics.json, the columns `dvc exp show` compares experiments by (the per-cell
     metric files are too many to read there), and the parent MLflow run's metrics."""
     names = [f"{kind}_{metric}_{stat}" for kind in ("base", "finetuned", "improvement")
-             for stat in HEADLINE_STATS]
+             for stat in (*HEADLINE_STATS, *UNCERTAINTY_STATS)]
     headline = {}
     for row in summary.to_dict("records"):
         figures = {name: float(row[name]) for name in names if pd.notna(row.get(name))}
@@ -185,19 +189,31 @@ def headline_metrics(summary: pd.DataFrame, metric: str) -> dict[str, dict[str, 
     return headline
 
 
-def write_comparison(results: pd.DataFrame, task: TaskAdapter, title: str,
+def write_comparison(results: pd.DataFrame, task: TaskAdapter, params: Params, title: str,
                      folder: Path) -> tuple[pd.DataFrame, list[Path]]:
-    """results.csv, summary.csv, summary.md and the base-vs-fine-tuned plot under `folder`:
-    an experiment's reports, or a sweep's pooled ones (pipeline/pooling.py). Returns the summary
-    table and the files written."""
+    """results.csv, summary.csv, summary.md and the plots of the comparison under `folder`:
+    an experiment's reports, or a sweep's pooled ones (pipeline/pooling.py), with the test-set
+    uncertainty measured from the cells' predictions. Returns the summary table and the files
+    written."""
+    metric = task.metric_names[0]
+    lower = metric in task.lower_is_better
+    uncertainty = measure_uncertainty(results, task, metric, params.dataset.name,
+                                      best_model(results, metric, lower), params.report)
+    results = with_cell_intervals(results, uncertainty)
     paths = [folder / RESULTS_FILE, folder / SUMMARY_FILE, folder / SUMMARY_MARKDOWN_FILE,
              folder / COMPARISON_PLOT]
     write_csv(results, paths[0])
     summary = summary_table(results)
+    extra = summary_columns(uncertainty)
+    if extra is not None:
+        summary = summary.merge(extra, on="model", how="left")
     write_csv(summary, paths[1])
-    write_text(summary_markdown(results, task.metric_names, task.lower_is_better, title), paths[2])
-    metric = task.metric_names[0]
-    base_vs_finetuned(results, metric, metric in task.lower_is_better, paths[3])
+    write_text(summary_markdown(results, task.metric_names, task.lower_is_better, title,
+                                uncertainty), paths[2])
+    base_vs_finetuned(results, metric, lower, paths[3], uncertainty)
+    if uncertainty is not None:
+        paths.append(folder / TEST_INTERVALS_PLOT)
+        test_intervals(uncertainty, paths[-1])
     return summary, paths
 
 
@@ -220,8 +236,8 @@ def write_experiment_reports(params: Params, task: TaskAdapter,
     """Every report of this project from its cells' records; returns the results table and
     the files the parent MLflow run keeps."""
     results = results_table(params, task)
-    summary, written = write_comparison(results, task, f"Results: {params.experiment_name}",
-                                        Path("."))
+    summary, written = write_comparison(results, task, params,
+                                        f"Results: {params.experiment_name}", Path("."))
     curves = curves_table(results)
     write_csv(curves, CURVES_FILE)
     training_curves(curves, checkpoint_metrics(params), TRAINING_CURVES_PLOT)

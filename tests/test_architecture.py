@@ -21,9 +21,11 @@ PACKAGE = REPO / "pipeline"
 #: Command-line entry points: they import the library and nothing imports them.
 ENTRY_POINTS = ("pipeline.stages.*", "pipeline.compose", "pipeline.run", "pipeline.sweep",
                 "pipeline.pool_experiments", "pipeline.predict", "pipeline.retry_failed")
-#: The bottom layer: reading config, data, sources and models, and the task adapters. It never
+#: The bottom layer: reading config, data, sources and models, the task adapters and the pure
+#: statistics they build on (per-example metric statistics, the bootstrap). It never
 #: imports the library above it (training, tracking, records, reports, statistics...).
 FOUNDATION = ("pipeline", "pipeline.errors", "pipeline.paths", "pipeline.io", "pipeline.config",
+              "pipeline.bootstrap", "pipeline.example_statistics",
               "pipeline.sources", "pipeline.data", "pipeline.tokenizer_training",
               "pipeline.evaluation", "pipeline.modeling", "pipeline.tasks", "pipeline.tasks.*")
 #: Modules that must load without torch, transformers or datasets: composing a config, the

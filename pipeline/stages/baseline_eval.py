@@ -11,10 +11,10 @@ from typing import Any
 
 from pipeline.data import load_split
 from pipeline.errors import run_cli
-from pipeline.experiment import load_tokenized, read_manifest
-from pipeline.io import write_json
+from pipeline.experiment import load_tokenized, read_manifest, write_predictions
+from pipeline.io import atomic_file, write_json
 from pipeline.modeling import build_model
-from pipeline.paths import baseline_metrics_file
+from pipeline.paths import base_predictions_file, baseline_metrics_file
 from pipeline.records import SUCCESS
 from pipeline.stages.common import parse_cell, run_cell_stage
 
@@ -22,6 +22,7 @@ from pipeline.stages.common import parse_cell, run_cell_stage
 def main() -> None:
     cell = parse_cell(__doc__)
     record = baseline_metrics_file(cell.name)
+    predictions = base_predictions_file(cell.name)
 
     def body() -> None:
         manifest = read_manifest(cell.params)
@@ -29,13 +30,16 @@ def main() -> None:
         model = build_model(cell.task, cell.model_config, manifest, tokenizer, cell.seed,
                             cell.where)
         batch_size = cell.training.eval_batch_size
-        scalars, report, _ = cell.task.evaluate(model, tokenizer, splits["test"], manifest,
-                                                batch_size, f"baseline {cell.name}")
+        scalars, report, outputs = cell.task.evaluate(model, tokenizer, splits["test"], manifest,
+                                                      batch_size, f"baseline {cell.name}")
+        write_predictions(cell, outputs, manifest, splits["test"]["labels"], predictions)
         reference = cell.task.reference_scores(load_split(cell.params.dataset.name, "test"))
         write_json(record, {"status": SUCCESS, **scalars, "reference_scores": reference,
                             "report": report})
 
     def on_failure(failure: dict[str, Any]) -> None:
+        with atomic_file(predictions) as scratch:
+            scratch.write_text("", encoding="utf-8")
         write_json(record, failure)
 
     run_cell_stage("baseline_eval", body, on_failure)

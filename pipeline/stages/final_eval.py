@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.data import load_split
 from pipeline.errors import run_cli
-from pipeline.experiment import load_tokenized, read_manifest
+from pipeline.experiment import load_tokenized, read_manifest, write_predictions
 from pipeline.io import atomic_file, read_json, write_json
 from pipeline.modeling import load_trained
 from pipeline.paths import (
@@ -44,10 +43,7 @@ def main() -> None:
         batch_size = cell.training.eval_batch_size
         scalars, report, outputs = cell.task.evaluate(model, tokenizer, test, manifest,
                                                       batch_size, f"final {cell.name}")
-        table = cell.task.prediction_table(load_split(cell.params.dataset.name, "test"), outputs,
-                                           manifest, test["labels"])
-        with atomic_file(predictions) as scratch:
-            table.to_csv(scratch, index=False)
+        write_predictions(cell, outputs, manifest, test["labels"], predictions)
         log_evaluation(cell, run_id, {**base_vs_finetuned_metrics(baseline, scalars),
                                       **baseline.get("reference_scores", {})},
                        {"base": baseline.get("report"), "finetuned": report}, predictions, manifest)

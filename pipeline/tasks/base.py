@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
 
+    from pipeline.bootstrap import ExampleStatistics
+
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,13 @@ class TaskAdapter(ABC):
                          manifest: dict[str, Any], labels: Any) -> pd.DataFrame:
         """One row per test example: input, reference and prediction, from `evaluate`'s
         outputs."""
+
+    def example_statistics(self, table: pd.DataFrame,
+                           manifest: dict[str, Any]) -> dict[str, ExampleStatistics]:
+        """Per test example, the additive statistics of each metric that the predictions
+        table (as `prediction_table` writes it, read back from CSV) can rebuild exactly: what
+        the report resamples for test-set intervals and paired tests, with no model rerun."""
+        return {}
 
     @abstractmethod
     def format_prediction(self, result: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from pipeline.bootstrap import ExampleStatistics
     from pipeline.evaluation import TokenScores
 
 TEXT = "text"
@@ -125,6 +126,20 @@ class LanguageModeling(TaskAdapter):
 
     def validation_metrics(self, manifest: dict[str, Any]) -> None:
         return None
+
+    def example_statistics(self, table: pd.DataFrame,
+                           manifest: dict[str, Any]) -> dict[str, ExampleStatistics]:
+        """Per scored block (the prediction table holds every block's loss sum, scored tokens
+        and hits)."""
+        from pipeline import example_statistics as statistics
+
+        if "loss_sum" not in table:
+            return {}
+        losses, counts, hits = (table[name].to_numpy(dtype=float)
+                                for name in ("loss_sum", "scored_tokens", "hits"))
+        return {"perplexity": statistics.perplexity(losses, counts),
+                "loss": statistics.ratio(losses, counts),
+                "token_accuracy": statistics.ratio(hits, counts)}
 
     def prediction_table(self, raw: pd.DataFrame, outputs: list[dict[str, Any]],
                          manifest: dict[str, Any], labels: Any) -> pd.DataFrame:

@@ -45,7 +45,8 @@ class MaskedLanguageModeling(LanguageModeling):
     #: The collator reads special-token masks and offsets, which Trainer would otherwise drop.
     collator_reads_extra_columns = True
 
-    prediction_columns = ("masked_text", "reference", "prediction", "scored_tokens", "loss")
+    prediction_columns = ("masked_text", "reference", "prediction", "scored_tokens", "loss",
+                          "loss_sum", "hits")
 
     def encode_texts(self, texts: list[str],
                      tokenizer: PreTrainedTokenizerBase) -> dict[str, list[list[Any]]]:
@@ -90,6 +91,8 @@ class MaskedLanguageModeling(LanguageModeling):
                 "prediction": " ".join(tokenizer.convert_ids_to_tokens(scores.guesses[index])),
                 "scored_tokens": int(scores.counts[index]),
                 "loss": round(float(scores.loss_sums[index] / max(scores.counts[index], 1)), 4),
+                "loss_sum": float(scores.loss_sums[index]),
+                "hits": int(scores.hits[index]),
             })
         return rows
 

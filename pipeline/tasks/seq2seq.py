@@ -108,6 +108,11 @@ class Seq2SeqTask(TaskAdapter):
         return pd.DataFrame({"source": raw[SOURCE], "reference": raw[TARGET],
                              "hypothesis": outputs})
 
+    @staticmethod
+    def texts_of(table: pd.DataFrame) -> tuple[list[str], list[str]]:
+        """Hypotheses and references of a predictions table read back from CSV."""
+        return table["hypothesis"].astype(str).tolist(), table["reference"].astype(str).tolist()
+
     def format_prediction(self, result: dict[str, Any]) -> str:
         return f"{result['input']}\n  -> {result['output']}"
 

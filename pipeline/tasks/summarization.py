@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.tasks.seq2seq import SOURCE, TARGET, Seq2SeqTask, mean_words
+
+if TYPE_CHECKING:
+    from pipeline.bootstrap import ExampleStatistics
 
 logging.getLogger("absl").setLevel(logging.WARNING)  # rouge_score logs each scorer it builds
 
@@ -27,17 +30,23 @@ def lead(text: str, count: int) -> str:
     return " ".join(sentences(text)[:count])
 
 
-def rouge(hypotheses: list[str], references: list[str]) -> dict[str, float]:
-    """Mean F1 x 100 over examples; ROUGE-Lsum sees one sentence per line."""
+def rouge_per_example(hypotheses: list[str], references: list[str]) -> dict[str, list[float]]:
+    """F1 x 100 of each example; ROUGE-Lsum sees one sentence per line."""
     from rouge_score.rouge_scorer import RougeScorer
 
     scorer = RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
-    totals = {name: [] for name in ROUGE_TYPES}
+    totals: dict[str, list[float]] = {name: [] for name in ROUGE_TYPES}
     for hypothesis, reference in zip(hypotheses, references, strict=True):
         scores = scorer.score("\n".join(sentences(reference)), "\n".join(sentences(hypothesis)))
         for name in ROUGE_TYPES:
-            totals[name].append(scores[name].fmeasure)
-    return {name: float(np.mean(values) * 100) for name, values in totals.items()}
+            totals[name].append(scores[name].fmeasure * 100)
+    return totals
+
+
+def rouge(hypotheses: list[str], references: list[str]) -> dict[str, float]:
+    """Mean F1 x 100 over examples."""
+    return {name: float(np.mean(values)) for name, values
+            in rouge_per_example(hypotheses, references).items()}
 
 
 class Summarization(Seq2SeqTask):
@@ -53,3 +62,12 @@ class Summarization(Seq2SeqTask):
         leads = [lead(text, self.config.lead_sentences) for text in raw_test[SOURCE]]
         scores = {**rouge(leads, list(raw_test[TARGET])), "gen_words": mean_words(leads)}
         return {f"lead_{name}": value for name, value in scores.items()}
+
+    def example_statistics(self, table: pd.DataFrame,
+                           manifest: dict[str, Any]) -> dict[str, ExampleStatistics]:
+        from pipeline import example_statistics as statistics
+
+        hypotheses, references = self.texts_of(table)
+        per_example = rouge_per_example(hypotheses, references)
+        return {**{name: statistics.mean_score(scores) for name, scores in per_example.items()},
+                "gen_words": statistics.mean_score([len(text.split()) for text in hypotheses])}

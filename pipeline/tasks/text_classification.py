@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from pipeline.bootstrap import ExampleStatistics
+
 TEXT, PAIR, LABEL = "text", "text_pair", "label"
 PAIR_SEPARATOR = " ||| "
 
@@ -153,6 +155,18 @@ class TextClassification(TaskAdapter):
         table["prediction"] = names[probabilities.argmax(axis=-1)]
         table["score"] = probabilities.max(axis=-1).round(6)
         return table
+
+    def example_statistics(self, table: pd.DataFrame,
+                           manifest: dict[str, Any]) -> dict[str, ExampleStatistics]:
+        from pipeline import example_statistics as statistics
+
+        references = table["reference"].astype(str).tolist()
+        predictions = table["prediction"].astype(str).tolist()
+        labels = manifest["labels"]
+        return {"accuracy": statistics.accuracy(references, predictions),
+                "macro_f1": statistics.macro_f1(references, predictions, labels),
+                "macro_precision": statistics.macro_precision(references, predictions, labels),
+                "macro_recall": statistics.macro_recall(references, predictions, labels)}
 
     def format_prediction(self, result: dict[str, Any]) -> str:
         return f"{result['label']}\t{result['score']:.4f}\t{result['input']}"

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from pipeline.bootstrap import ExampleStatistics
+
 log = logging.getLogger(__name__)
 
 TOKENS, TAGS = "tokens", "tags"
@@ -217,6 +219,17 @@ class TokenClassification(TaskAdapter):
             "reference": [" ".join(tags) for tags in references],
             "prediction": [" ".join(tags) for tags in predictions],
         })
+
+    def example_statistics(self, table: pd.DataFrame,
+                           manifest: dict[str, Any]) -> dict[str, ExampleStatistics]:
+        from pipeline import example_statistics as statistics
+
+        references = [tags.split() for tags in table["reference"].astype(str)]
+        predictions = [tags.split() for tags in table["prediction"].astype(str)]
+        return {"f1": statistics.entity_f1(references, predictions),
+                "precision": statistics.entity_precision(references, predictions),
+                "recall": statistics.entity_recall(references, predictions),
+                "accuracy": statistics.tag_accuracy(references, predictions)}
 
     def format_prediction(self, result: dict[str, Any]) -> str:
         lines = [result["input"]]

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.tasks.seq2seq import Seq2SeqTask, mean_words
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.bootstrap import ExampleStatistics
 
 
 class Translation(Seq2SeqTask):
@@ -25,3 +30,12 @@ class Translation(Seq2SeqTask):
                   "chrf_signature": str(chrf.get_signature()),
                   "reference_words": mean_words(references)}
         return scalars, report
+
+    def example_statistics(self, table: pd.DataFrame,
+                           manifest: dict[str, Any]) -> dict[str, ExampleStatistics]:
+        from pipeline import example_statistics as statistics
+
+        hypotheses, references = self.texts_of(table)
+        return {"bleu": statistics.bleu(hypotheses, references),
+                "chrf": statistics.chrf(hypotheses, references),
+                "gen_words": statistics.mean_score([len(text.split()) for text in hypotheses])}
