@@ -20,7 +20,8 @@ from tests.conftest import REPO
 PACKAGE = REPO / "pipeline"
 #: Command-line entry points: they import the library and nothing imports them.
 ENTRY_POINTS = ("pipeline.stages.*", "pipeline.compose", "pipeline.run", "pipeline.sweep",
-                "pipeline.pool_experiments", "pipeline.predict", "pipeline.retry_failed")
+                "pipeline.pool_experiments", "pipeline.predict", "pipeline.retry_failed",
+                "pipeline.confirm")
 #: The bottom layer: reading config, data, sources and models, the task adapters and the pure
 #: statistics they build on (per-example metric statistics, the bootstrap). It never
 #: imports the library above it (training, tracking, records, reports, statistics...).

@@ -125,11 +125,8 @@ def test_mlflow_nests_cells_under_their_job_and_jobs_under_the_sweep(project, se
     assert {"results.csv", "summary.csv", "summary.md", "base_vs_finetuned.png"} <= artifacts
 
 
-def test_optuna_search_through_submitit_reuses_the_prepared_data(project, seed_sweep):
-    folder, _ = sweep(project, "seeds=[1]", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
-                      "hydra.sweeper.direction=maximize", "hydra.sweeper.sampler.seed=3",
-                      "train.learning_rate=tag(log,interval(1e-4,1e-2))",
-                      "hydra/launcher=submitit_local")
+def test_optuna_search_through_submitit_reuses_the_prepared_data(optuna_sweep):
+    folder = optuna_sweep
     optimum = (folder / "optimization_results.yaml").read_text()
     assert "best_params" in optimum and "train.learning_rate" in optimum
     for job in jobs_of(folder):
@@ -138,6 +135,32 @@ def test_optuna_search_through_submitit_reuses_the_prepared_data(project, seed_s
         assert "train@tiny_a-1" in ran
     rates = pd.read_csv(folder / "reports/results.csv")["train.learning_rate"]
     assert len(set(rates)) == 2 and all(1e-4 <= rate <= 1e-2 for rate in rates)
+
+
+@pytest.fixture(scope="module")
+def optuna_sweep(project, seed_sweep) -> Path:
+    folder, _ = sweep(project, "seeds=[1]", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
+                      "hydra.sweeper.direction=maximize", "hydra.sweeper.sampler.seed=3",
+                      "train.learning_rate=tag(log,interval(1e-4,1e-2))",
+                      "hydra/launcher=submitit_local")
+    return folder
+
+
+def test_the_sweeps_best_candidate_is_confirmed_on_a_fresh_seed(project, optuna_sweep):
+    results = pd.read_csv(optuna_sweep / "reports/results.csv")
+    winner = results.loc[results["best_validation_metric"].idxmax()]
+    run([sys.executable, "-m", "pipeline.confirm", str(optuna_sweep), "--top", "1",
+         "--seeds", "7"], project)
+    confirmed = pd.read_csv(optuna_sweep / "confirm/1/reports/results.csv")
+    assert confirmed[["model", "seed", "status"]].values.tolist() == [
+        [winner["model_name"], 7, "success"]]
+    text = (optuna_sweep / "confirm/reports/confirmation.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| 1 |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == winner["model"]
+    assert float(cells[2]) == pytest.approx(winner["best_validation_metric"], rel=1e-3)
+    assert float(cells[4]) == pytest.approx(confirmed["finetuned_accuracy"].item(), rel=1e-3)
+    assert (optuna_sweep / "confirm/reports/summary.md").is_file()
 
 
 def free_port() -> int:
