@@ -7,6 +7,7 @@ Each job's settings are the overrides Hydra recorded for it in `<job>/.hydra/ove
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from omegaconf import DictConfig
 from pipeline.pooling import Job, pool_jobs
 
 HYDRA_OVERRIDES = Path(".hydra/overrides.yaml")
+log = logging.getLogger(__name__)
 
 
 def hydra_jobs(sweep_dir: Path) -> list[Job]:
@@ -38,4 +40,9 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         optuna = sweep_dir / "optimization_results.yaml"
-        pool_jobs(sweep_dir, hydra_jobs(sweep_dir), [optuna] if optuna.is_file() else [])
+        try:
+            pool_jobs(sweep_dir, hydra_jobs(sweep_dir), [optuna] if optuna.is_file() else [])
+        except Exception:  # Hydra would turn it into a warning and exit 0
+            log.exception("%s: the sweep's pooled report failed (each job's own reports are in "
+                          "its folder)", sweep_dir)
+            raise SystemExit(1) from None

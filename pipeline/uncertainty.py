@@ -226,9 +226,11 @@ def with_cell_intervals(results: pd.DataFrame, uncertainty: Uncertainty | None) 
     """results.csv with each cell's intervals of the main metric beside its values."""
     if uncertainty is None:
         return results
+    metric = uncertainty.metric
+    results = results.drop(columns=[column for column in uncertainty.cells
+                                    if column in results and column not in ("model", "seed")])
     merged = results.merge(uncertainty.cells.drop(columns="value"), on=["model", "seed"],
                            how="left")
-    metric = uncertainty.metric
     order = []
     for column in results.columns:
         order.append(column)

@@ -136,6 +136,8 @@ def test_results_gain_their_cell_intervals_beside_the_values(project):
                                         "finetuned_accuracy_ci95_high",
                                         "finetuned_accuracy_test_se"]
     assert len(table) == len(project)
+    again = with_cell_intervals(table, uncertainty)  # a sweep pools tables that have them
+    assert again.columns.tolist() == columns and again.equals(table)
 
 
 def test_no_predictions_means_no_test_set_intervals(project, tmp_path):
