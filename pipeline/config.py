@@ -145,9 +145,10 @@ class DatasetConfig:
     revision: str | None = None
     #: `parallel`: line-aligned text files, `<split file>.<column>` per column (train.en.gz,
     #: train.fr.gz). `text_files`: one example per file, its first line in column `title`,
-    #: the rest in `text`, its folder's name in `label` (BBC News).
+    #: the rest in `text`, its folder's name in `label` (BBC News). `squad`: SQuAD JSON, one row
+    #: per question (id, title, context, question, answers).
     format: Literal["auto", "csv", "json", "jsonl", "parquet", "conll", "parallel",
-                    "text_files"] = "auto"
+                    "text_files", "squad"] = "auto"
     #: Text files that are not valid UTF-8 are read with this encoding (e.g. cp1252);
     #: null: such a file stops the run.
     fallback_encoding: str | None = None
@@ -165,6 +166,9 @@ class DatasetConfig:
     max_rows: SplitCaps = field(default_factory=SplitCaps)
     #: A column of example ids; if set, an id found in two splits (leakage) stops the run.
     id_column: str | None = None
+    #: Question answering: the column naming each context's article (SQuAD's `title`). Seeded
+    #: splits keep every question of one article in one split; null: of one context.
+    title_column: str | None = None
 
     @property
     def columns(self) -> list[str]:

@@ -40,6 +40,8 @@ class TaskAdapter(ABC):
     collator_reads_extra_columns: bool = False
     #: Column used to stratify seeded splits, or None.
     strata_column: str | None = None
+    #: Column whose groups seeded splits keep whole (no group in two splits), or None.
+    group_column: str | None = None
     #: The transformers Auto class that adds this task's head, by name.
     model_class_name: str
 
