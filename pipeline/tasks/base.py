@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipeline.config import DatasetConfig, TaskConfig
+from pipeline.config import DatasetConfig, ModelConfig, TaskConfig
 
 if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
+
+#: How a user writes two texts as one input to `predict`: "first ||| second".
+PAIR_SEPARATOR = " ||| "
 
 
 class TaskAdapter(ABC):
@@ -50,6 +53,10 @@ class TaskAdapter(ABC):
         import transformers
 
         return getattr(transformers, self.model_class_name)
+
+    def check_model(self, model: ModelConfig, where: str) -> None:
+        """Refuse model settings the task cannot work with, before any work. None by default."""
+        return None
 
     @abstractmethod
     def prepare(self, frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:

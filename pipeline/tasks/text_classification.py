@@ -10,14 +10,13 @@ import pandas as pd
 
 from pipeline.config import DatasetConfig
 from pipeline.errors import DataError
-from pipeline.tasks.base import TaskAdapter
+from pipeline.tasks.base import PAIR_SEPARATOR, TaskAdapter
 
 if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 TEXT, PAIR, LABEL = "text", "text_pair", "label"
-PAIR_SEPARATOR = " ||| "
 
 
 class TextClassification(TaskAdapter):
