@@ -407,8 +407,7 @@ class QuestionAnswering(TaskAdapter):
 
     def answers(self, logits: np.ndarray, input_ids: list[list[int]],
                 offsets: list[list[tuple[int, int] | None]], questions: list[int],
-                contexts: list[str], tokenizer: PreTrainedTokenizerBase,
-                allow_no_answer: bool) -> list[dict[str, Any]]:
+                contexts: list[str], tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
         """The answer to each question from the logits of its windows (`questions` names each
         window's question, numbered from 0)."""
         grouped: dict[int, list[Window]] = defaultdict(list)
@@ -417,7 +416,7 @@ class QuestionAnswering(TaskAdapter):
                                              no_answer_position(ids, tokenizer)))
         context = dict(zip(questions, contexts, strict=True))
         return [best_answer(context[question], grouped[question], self.config.n_best,
-                            self.config.max_answer_length, allow_no_answer,
+                            self.config.max_answer_length, self.config.unanswerable,
                             self.config.no_answer_threshold)
                 for question in range(max(questions) + 1)]
 
@@ -432,7 +431,7 @@ class QuestionAnswering(TaskAdapter):
                                 read=span_logits)
         questions, input_ids = split[EXAMPLE], split["input_ids"]
         answers = self.answers(logits, input_ids, split[OFFSETS], questions, split[CONTEXT],
-                               tokenizer, self.config.unanswerable)
+                               tokenizer)
         golds = dict(zip(questions, split[ANSWERS], strict=True))
         references = [golds[question] for question in range(len(answers))]
         predictions = [answer["answer"] for answer in answers]
@@ -490,7 +489,6 @@ class QuestionAnswering(TaskAdapter):
         owners = encoded["overflow_to_sample_mapping"]
         offsets = [context_offsets(encoded, window) for window in range(len(owners))]
         answers = self.answers(logits, encoded["input_ids"], offsets, owners,
-                               [contexts[owner] for owner in owners], tokenizer,
-                               self.config.unanswerable)
+                               [contexts[owner] for owner in owners], tokenizer)
         return [{"input": text, "question": question, **answer}
                 for text, question, answer in zip(inputs, questions, answers, strict=True)]
