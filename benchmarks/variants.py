@@ -102,7 +102,7 @@ def load_rows(params: Params, task: TaskAdapter) -> tuple[dict[str, pd.DataFrame
     frames, _ = read_source(params.dataset)
     prepared = {split: task.prepare(frame, params.dataset, f"benchmark, {split} data")
                 for split, frame in frames.items()}
-    splits = make_splits(prepared, params.dataset, task.strata_column)
+    splits = make_splits(prepared, params.dataset, task.strata_column, task.group_column)
     return splits, task.describe(splits)["labels"]
 
 

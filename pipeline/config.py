@@ -77,7 +77,7 @@ class TaskConfig:
     """The task and its settings; each setting below names the tasks that read it."""
 
     name: Literal["text_classification", "token_classification", "translation", "summarization",
-                  "masked_lm", "causal_lm"]
+                  "masked_lm", "causal_lm", "question_answering"]
     #: token classification: label every subword (B- becomes I- after the first) instead of
     #: the first subword only. Evaluation always scores the first subword of each word.
     label_all_subwords: bool = False
@@ -98,9 +98,25 @@ class TaskConfig:
     #: their first tokens make the prompt; generation follows `generation`.
     samples: int = 5
     prompt_tokens: int = 32
+    #: question_answering: a context longer than a window is cut into windows that share this
+    #: many context tokens, so an answer cut by one window is whole in the next.
+    doc_stride: int = 128
+    #: question_answering: the longest answer considered, in tokens, and how many of the best
+    #: start and end tokens of each window are paired into candidate answers.
+    max_answer_length: int = 30
+    n_best: int = 20
+    #: question_answering: the data has unanswerable questions (SQuAD 2.0: empty answer lists),
+    #: and the model may answer nothing: when the no-answer score (start and end logits of the
+    #: first token) exceeds the best answer's by more than `no_answer_threshold`. Data with
+    #: unanswerable questions is refused unless this is set.
+    unanswerable: bool = False
+    no_answer_threshold: float = 0.0
 
     def validate(self, where: str) -> None:
         _check(self.max_target_length >= 1, f"{where}.max_target_length: must be at least 1")
+        _check(self.doc_stride >= 0, f"{where}.doc_stride: must be >= 0, got {self.doc_stride}")
+        _check(self.max_answer_length >= 1, f"{where}.max_answer_length: must be at least 1")
+        _check(self.n_best >= 1, f"{where}.n_best: must be at least 1")
         _check(self.lead_sentences >= 1, f"{where}.lead_sentences: must be at least 1")
         _check(self.samples >= 0, f"{where}.samples: must be >= 0")
         _check(self.prompt_tokens >= 1, f"{where}.prompt_tokens: must be at least 1")
@@ -145,9 +161,10 @@ class DatasetConfig:
     revision: str | None = None
     #: `parallel`: line-aligned text files, `<split file>.<column>` per column (train.en.gz,
     #: train.fr.gz). `text_files`: one example per file, its first line in column `title`,
-    #: the rest in `text`, its folder's name in `label` (BBC News).
+    #: the rest in `text`, its folder's name in `label` (BBC News). `squad`: SQuAD JSON, one row
+    #: per question (id, title, context, question, answers).
     format: Literal["auto", "csv", "json", "jsonl", "parquet", "conll", "parallel",
-                    "text_files"] = "auto"
+                    "text_files", "squad"] = "auto"
     #: Files that are not valid UTF-8 (any text format) are read with this encoding (e.g.
     #: cp1252); null: such a file stops the run, naming the first bad byte.
     fallback_encoding: str | None = None
@@ -167,6 +184,9 @@ class DatasetConfig:
     max_rows: SplitCaps = field(default_factory=SplitCaps)
     #: A column of example ids; if set, an id found in two splits (leakage) stops the run.
     id_column: str | None = None
+    #: Question answering: the column naming each context's article (SQuAD's `title`). Seeded
+    #: splits keep every question of one article in one split; null: of one context.
+    title_column: str | None = None
     #: What DVC hashes to see that the data changed (see conf/config.yaml): the local file or
     #: folder itself, or the file that pins a package or the Hub.
     watch: str | None = None

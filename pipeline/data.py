@@ -1,4 +1,4 @@
-"""Reading a dataset from its source, and cutting seeded, stratified splits.
+"""Reading a dataset from its source, and cutting seeded splits (stratified, or by group).
 
 Everything here is task-agnostic: tables in, tables out. What the columns mean is
 the task adapter's business (`pipeline.tasks`).
@@ -197,6 +197,34 @@ def read_text_files(folder: Path, cfg: DatasetConfig) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["label", "title", "text", "file"])
 
 
+def read_squad(path: Path, cfg: DatasetConfig) -> pd.DataFrame:
+    """SQuAD JSON (data -> paragraphs -> qas) as one row per question: `id`, `title`,
+    `context`, `question` and `answers` ({"text": [...], "answer_start": [...]}, the Hub's
+    layout). SQuAD 2.0's unanswerable questions (`is_impossible`) get empty answer lists."""
+    try:
+        document = json.loads(read_text(path, cfg))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}, line {error.lineno}, column {error.colno}: not valid JSON "
+                        f"({error.msg})") from None
+    rows = []
+    try:
+        for article in document["data"]:
+            for paragraph in article["paragraphs"]:
+                for qa in paragraph["qas"]:
+                    answers = [] if qa.get("is_impossible") else qa.get("answers", [])
+                    rows.append({
+                        "id": str(qa["id"]), "title": article.get("title", ""),
+                        "context": paragraph.get("context"), "question": qa.get("question"),
+                        "answers": {"text": [answer["text"] for answer in answers],
+                                    "answer_start": [answer["answer_start"] for answer in answers]},
+                    })
+    except (KeyError, TypeError) as error:
+        raise DataError(f"{path}: not SQuAD JSON: {type(error).__name__} {error} after "
+                        f"{len(rows)} questions. SQuAD JSON holds data -> paragraphs (context, "
+                        "qas) -> qas (id, question, answers: text, answer_start).") from None
+    return pd.DataFrame(rows, columns=["id", "title", "context", "question", "answers"])
+
+
 READERS = {
     "csv": read_csv,
     "json": read_json_file,
@@ -205,6 +233,7 @@ READERS = {
     "conll": read_conll,
     "parallel": read_parallel,
     "text_files": read_text_files,
+    "squad": read_squad,
 }
 SUFFIX_FORMATS = {**{name: name for name in READERS}, "txt": "conll"}
 
@@ -342,28 +371,51 @@ def _cut(frame: pd.DataFrame, size: int, strata: pd.Series | None, seed: int,
     return rest, part
 
 
-def make_splits(frames: dict[str, pd.DataFrame], cfg: DatasetConfig,
-                strata_column: str | None) -> dict[str, pd.DataFrame]:
-    """Fill in missing splits from the training data, then apply the row caps."""
+def _cut_groups(frame: pd.DataFrame, count: int, groups: pd.Series, seed: int,
+                what: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split `frame` into (rest, part) with `count` whole groups, drawn with `seed`, in `part`."""
+    names = groups.drop_duplicates().to_numpy()
+    if not 0 < count < len(names):
+        raise DataError(f"{what}: cannot set {count} of {len(names)} groups (articles or contexts) "
+                        "aside: each split needs at least one whole group, and train the rest. "
+                        "Change dataset.validation_fraction or test_fraction, or give the split "
+                        "as a file (dataset.splits).")
+    chosen = names[np.random.default_rng(seed).permutation(len(names))[:count]]
+    part = groups.isin(chosen)
+    return frame[~part], frame[part]
+
+
+def make_splits(frames: dict[str, pd.DataFrame], cfg: DatasetConfig, strata_column: str | None,
+                group_column: str | None = None) -> dict[str, pd.DataFrame]:
+    """Fill in missing splits from the training data, then apply the row caps. With a
+    `group_column` (question answering: the article or context), a missing split takes whole
+    groups, so that no group is in two splits, and its fraction counts groups."""
     frames = dict(frames)
     strata = (lambda f: f[strata_column]) if strata_column else (lambda f: None)
+
+    def size(frame: pd.DataFrame, fraction: float) -> int:
+        return round((frame[group_column].nunique() if group_column else len(frame)) * fraction)
+
+    def cut(frame: pd.DataFrame, count: int, what: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if group_column:
+            return _cut_groups(frame, count, frame[group_column], cfg.split_seed, what)
+        return _cut(frame, count, strata(frame), cfg.split_seed, what)
+
     if ALL_ROWS in frames:  # fractions of the whole file
         everything = frames.pop(ALL_ROWS)
-        sizes = {split: round(len(everything) * fraction) for split, fraction in
+        sizes = {split: size(everything, fraction) for split, fraction in
                  (("test", cfg.test_fraction), ("validation", cfg.validation_fraction))}
         rest = everything
-        for split, rows in sizes.items():
-            rest, frames[split] = _cut(rest, rows, strata(rest), cfg.split_seed,
-                                       f"dataset ({split} split)")
+        for split, count in sizes.items():
+            rest, frames[split] = cut(rest, count, f"dataset ({split} split)")
         frames["train"] = rest
     if "train" not in frames:
         raise DataError("dataset.splits: a train split is required (map 'train' to a split or file)")
     for split, fraction in (("validation", cfg.validation_fraction), ("test", cfg.test_fraction)):
         if split not in frames:  # a fraction of the source's training split
             train = frames["train"]
-            frames["train"], frames[split] = _cut(train, round(len(train) * fraction),
-                                                  strata(train), cfg.split_seed,
-                                                  f"dataset (carving {split} from train)")
+            frames["train"], frames[split] = cut(train, size(train, fraction),
+                                                 f"dataset (carving {split} from train)")
     for split in SPLITS:
         cap = getattr(cfg.max_rows, split)
         frame = frames[split]

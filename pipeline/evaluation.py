@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,17 +41,23 @@ def on_device(batch: dict[str, torch.Tensor], model: PreTrainedModel) -> dict[st
     return {key: value.to(device) for key, value in batch.items()}
 
 
+def model_logits(output: Any) -> torch.Tensor:
+    return output.logits
+
+
 def predict_logits(model: PreTrainedModel, dataset: Dataset, collator: Any, batch_size: int,
-                   desc: str = "evaluate") -> np.ndarray:
-    """Logits for every example of `dataset`, in its original order. Per-token logits are
-    padded with zeros to the longest example."""
+                   desc: str = "evaluate",
+                   read: Callable[[Any], torch.Tensor] = model_logits) -> np.ndarray:
+    """Logits for every example of `dataset`, in its original order, as `read` takes them from
+    the model's output (question answering: start and end logits stacked). Per-token logits
+    are padded with zeros to the longest example."""
     for_inference(model)
     features = [name for name in dataset.column_names if name != "labels"]
     outputs: list[np.ndarray] = []
     positions: list[np.ndarray] = []
     with torch.inference_mode():
         for indices, rows in length_sorted_batches(dataset, batch_size, features, desc):
-            outputs.append(model(**on_device(collator(rows), model)).logits.float().cpu().numpy())
+            outputs.append(read(model(**on_device(collator(rows), model))).float().cpu().numpy())
             positions.append(indices)
     if outputs[0].ndim == 3:
         width = max(out.shape[1] for out in outputs)

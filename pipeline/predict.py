@@ -4,18 +4,34 @@ For sentence-pair tasks write each pair as "first ||| second". Classification
 prints label, score and input; token classification prints each input with its
 entities (label, score, character span, words); translation and summarization
 print each input and the generated text; masked language models fill each mask token
-("the film was [MASK] ."), causal ones continue the text. --json prints JSON lines.
+("the film was [MASK] ."), causal ones continue the text. Question answering reads
+"question ||| context", or --question (repeatable) with --context or --context-file, and
+prints the answer, its score, its character span in the context and the question.
+--json prints JSON lines.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from pipeline.errors import run_cli
+from pipeline.errors import SourceError, run_cli
 from pipeline.experiment import experiment_cell
 from pipeline.modeling import load_trained
 from pipeline.paths import fine_tuned_model_dir
+from pipeline.tasks.base import PAIR_SEPARATOR
+
+
+def question_inputs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    """Each --question paired with the context, as one "question ||| context" input."""
+    if args.context_file is not None:
+        if not args.context_file.is_file():
+            raise SourceError(f"--context-file: '{args.context_file}' does not exist")
+        args.context = args.context_file.read_text(encoding="utf-8")
+    if bool(args.question) != (args.context is not None):
+        parser.error("--question and --context (or --context-file) go together")
+    return [f"{question}{PAIR_SEPARATOR}{args.context}" for question in args.question]
 
 
 def main() -> None:
@@ -23,13 +39,22 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a key of `models` in params.yaml")
     parser.add_argument("seed", type=int)
-    parser.add_argument("inputs", nargs="+",
-                        help="texts to classify, tag, translate, summarize, fill or continue")
+    parser.add_argument("inputs", nargs="*",
+                        help="texts to classify, tag, translate, summarize, fill or continue; "
+                             "'question ||| context' to answer")
+    parser.add_argument("--question", action="append", default=[],
+                        help="a question about the context (repeat for several)")
+    context = parser.add_mutually_exclusive_group()
+    context.add_argument("--context", help="the text the questions are about")
+    context.add_argument("--context-file", type=Path, help="a UTF-8 file holding the context")
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     args = parser.parse_args()
+    inputs = [*args.inputs, *question_inputs(args, parser)]
+    if not inputs:
+        parser.error("give at least one input, or --question with --context")
     cell = experiment_cell(args.model, args.seed)
     model, tokenizer = load_trained(cell.task, fine_tuned_model_dir(cell.name))
-    for result in cell.task.predict(args.inputs, model, tokenizer):
+    for result in cell.task.predict(inputs, model, tokenizer):
         if args.json:
             print(json.dumps(result))
         else:

@@ -337,3 +337,60 @@ def test_inputs_repeated_from_an_earlier_split_are_found():
     repeated = repeated_inputs(inputs)
     assert repeated["validation"].tolist() == [True, False]
     assert repeated["test"].tolist() == [True, False, True]
+
+
+SQUAD = {"version": "2.0", "data": [
+    {"title": "Paris", "paragraphs": [
+        {"context": "Paris is the capital of France.",
+         "qas": [{"id": "p1", "question": "Capital of what?",
+                  "answers": [{"text": "France", "answer_start": 24},
+                              {"text": "France.", "answer_start": 24}]},
+                 {"id": "p2", "question": "Who?", "answers": [], "is_impossible": True}]}]},
+    {"paragraphs": [{"context": "Rome.", "qas": [{"id": "r1", "question": "Which city?",
+                                                  "answers": [{"text": "Rome",
+                                                               "answer_start": 0}]}]}]}]}
+
+
+def test_squad_json_gives_one_row_per_question_also_gzipped(tmp_path):
+    import gzip
+    import json
+
+    path = tmp_path / "dev.json.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        json.dump(SQUAD, handle)
+    frame = read_table(path, dataset_config(format="squad"))
+    assert frame[["id", "title", "context", "question"]].values.tolist() == [
+        ["p1", "Paris", "Paris is the capital of France.", "Capital of what?"],
+        ["p2", "Paris", "Paris is the capital of France.", "Who?"],
+        ["r1", "", "Rome.", "Which city?"]]
+    assert frame["answers"].tolist() == [
+        {"text": ["France", "France."], "answer_start": [24, 24]},
+        {"text": [], "answer_start": []}, {"text": ["Rome"], "answer_start": [0]}]
+    (tmp_path / "empty.json").write_text('{"data": []}')
+    with pytest.raises(DataError, match=r"empty.json: the file has no rows"):
+        read_table(tmp_path / "empty.json", dataset_config(format="squad"))
+    (tmp_path / "flat.json").write_text('{"data": [{"title": "x"}]}')
+    with pytest.raises(DataError, match=r"flat.json: not SQuAD JSON: KeyError 'paragraphs'"):
+        read_table(tmp_path / "flat.json", dataset_config(format="squad"))
+
+
+def test_group_aware_splits_keep_each_group_whole_and_count_groups():
+    frame = pd.DataFrame({"text": [f"q{i}" for i in range(200)],
+                          "group": [f"article {i % 40}" for i in range(200)]})
+    cfg = dataset_config(validation_fraction=0.1, test_fraction=0.2,
+                         max_rows={"train": None, "validation": None, "test": 15})
+    splits = make_splits({"all": frame}, cfg, None, "group")
+    groups = {split: set(part["group"]) for split, part in splits.items()}
+    assert {split: len(names) for split, names in groups.items()} == {
+        "train": 28, "validation": 4, "test": 8}
+    assert not (groups["train"] & groups["test"] or groups["train"] & groups["validation"]
+                or groups["validation"] & groups["test"])
+    assert len(splits["train"]) == 140 and len(splits["test"]) == 15
+    again = make_splits({"all": frame}, cfg, None, "group")
+    assert all(splits[s].equals(again[s]) for s in splits)
+    other = make_splits({"all": frame}, dataset_config(split_seed=7), None, "group")
+    assert set(other["test"]["group"]) != groups["test"]
+    carved = make_splits({"train": frame, "test": frame.head(5)}, cfg, None, "group")
+    assert len(set(carved["validation"]["group"])) == 4
+    with pytest.raises(DataError, match=r"\(validation split\): cannot set 0 of 2 groups"):
+        make_splits({"all": frame.head(3)}, cfg, None, "group")

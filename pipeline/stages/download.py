@@ -53,7 +53,7 @@ def main() -> None:
         if frame.empty:
             raise DataError(f"dataset '{cfg.name}', {split} data: no rows left after removing "
                             f"blank texts and dataset.drop_labels {cfg.drop_labels}")
-    splits = make_splits(prepared, cfg, task.strata_column)
+    splits = make_splits(prepared, cfg, task.strata_column, task.group_column)
     splits, duplicates = without_repeats(splits, task, cfg)
     for split, frame in splits.items():
         if frame.empty:

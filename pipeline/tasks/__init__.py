@@ -6,6 +6,7 @@ from pipeline.config import TaskConfig
 from pipeline.tasks.base import TaskAdapter
 from pipeline.tasks.causal_lm import CausalLanguageModeling
 from pipeline.tasks.masked_lm import MaskedLanguageModeling
+from pipeline.tasks.question_answering import QuestionAnswering
 from pipeline.tasks.summarization import Summarization
 from pipeline.tasks.text_classification import TextClassification
 from pipeline.tasks.token_classification import TokenClassification
@@ -18,6 +19,7 @@ TASKS: dict[str, type[TaskAdapter]] = {
     "summarization": Summarization,
     "masked_lm": MaskedLanguageModeling,
     "causal_lm": CausalLanguageModeling,
+    "question_answering": QuestionAnswering,
 }
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipeline.config import DatasetConfig, TaskConfig
+from pipeline.config import DatasetConfig, ModelConfig, TaskConfig
 from pipeline.errors import DataError
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
+#: How a user writes two texts as one input to `predict`: "first ||| second".
+PAIR_SEPARATOR = " ||| "
 
 
 def without_blank(frame: pd.DataFrame, blank: pd.Series, where: str, what: str) -> pd.DataFrame:
@@ -72,6 +74,8 @@ class TaskAdapter(ABC):
     collator_reads_extra_columns: bool = False
     #: Column used to stratify seeded splits, or None.
     strata_column: str | None = None
+    #: Column whose groups seeded splits keep whole (no group in two splits), or None.
+    group_column: str | None = None
     #: The transformers Auto class that adds this task's head, by name.
     model_class_name: str
 
@@ -80,6 +84,10 @@ class TaskAdapter(ABC):
         import transformers
 
         return getattr(transformers, self.model_class_name)
+
+    def check_model(self, model: ModelConfig, where: str) -> None:
+        """Refuse model settings the task cannot work with, before any work. None by default."""
+        return None
 
     @abstractmethod
     def prepare(self, frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from pipeline.config import DatasetConfig
 from pipeline.errors import DataError
-from pipeline.tasks.base import TaskAdapter, check_spellings, without_blank
+from pipeline.tasks.base import PAIR_SEPARATOR, TaskAdapter, check_spellings, without_blank
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from pipeline.bootstrap import ExampleStatistics
 
 TEXT, PAIR, LABEL = "text", "text_pair", "label"
-PAIR_SEPARATOR = " ||| "
 
 
 #: Cells a reader may keep as text that mean "no value" (pandas reads them as missing).

@@ -138,3 +138,17 @@ def test_masked_lm_with_a_tokenizer_without_mask_token_stops_at_tokenize(project
     assert_refused(stage(project, "tokenize", "--model", "minilm"), "masked_lm: the tokenizer",
                    "has no mask token; choose a masked-LM model")
     assert not (project / "data/tokenized/minilm").exists()
+
+
+def test_question_answering_answer_off_its_text_is_refused_at_download(project):
+    import json
+
+    squad = {"data": [{"title": "T", "paragraphs": [{"context": "It is in Paris.", "qas": [
+        {"id": "q1", "question": "Where?", "answers": [{"text": "Paris", "answer_start": 3}]}]}]}]}
+    (project / "qa.json").write_text(json.dumps(squad))
+    result = run([sys.executable, "-m", "pipeline.compose", "experiment=xquad_en",
+                  f"dataset.path={project / 'qa.json'}"], project, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert_refused(stage(project, "download"), "qa.json: question 'q1': answer 'Paris' does not "
+                   "start at character 3", "the text occurs at character 9. Fix its answer_start.")
+    assert not (project / "data/raw/xquad_en").exists()
