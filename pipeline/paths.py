@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 RAW_DIR = Path("data/raw")
+#: Extra test sets (`evaluation.extra`): one folder per set, written by download_extra@<set>.
+EXTRA_DIR = Path("data/extra")
 TOKENIZED_DIR = Path("data/tokenized")
 MODELS_DIR = Path("models")
 CHECKPOINTS_DIR = Path("checkpoints")
@@ -37,8 +39,18 @@ def manifest_file(dataset: str) -> Path:
     return raw_dir(dataset) / "manifest.json"
 
 
+def extra_dir(name: str) -> Path:
+    """The test split of the extra test set `name` and its manifest."""
+    return EXTRA_DIR / name
+
+
 def tokenized_dir(model: str) -> Path:
     return TOKENIZED_DIR / model
+
+
+def tokenized_extra_dir(model: str, name: str) -> Path:
+    """The extra test set `name` tokenized for `model` (inside tokenize@<model>'s output)."""
+    return tokenized_dir(model) / "extra" / name
 
 
 def train_output_dir(cell: str) -> Path:

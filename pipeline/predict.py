@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from pipeline.adapters import load_fine_tuned
 from pipeline.errors import run_cli
-from pipeline.experiment import experiment_cell
-from pipeline.modeling import load_trained
-from pipeline.paths import fine_tuned_model_dir
+from pipeline.experiment import experiment_cell, read_manifest
+from pipeline.paths import train_output_dir
 
 
 def main() -> None:
@@ -28,7 +28,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     args = parser.parse_args()
     cell = experiment_cell(args.model, args.seed)
-    model, tokenizer = load_trained(cell.task, fine_tuned_model_dir(cell.name))
+    model, tokenizer = load_fine_tuned(cell.task, cell.model_config, read_manifest(cell.params),
+                                       cell.seed, train_output_dir(cell.name), cell.where)
     for result in cell.task.predict(args.inputs, model, tokenizer):
         if args.json:
             print(json.dumps(result))

@@ -1,4 +1,5 @@
-"""Stage `tokenize@<model>`: tokenize every split once per model; every seed reuses it.
+"""Stage `tokenize@<model>`: tokenize every split once per model; every seed reuses it. The
+test split of each extra test set (`evaluation.extra`) is tokenized too.
 
 The tokenizer is saved beside the splits, and every later stage loads it from there:
 the model's own, or one trained here on the training split (`models.<name>.tokenizer`).
@@ -12,7 +13,7 @@ import logging
 from datasets import Dataset, DatasetDict
 
 from pipeline.config import SPLITS
-from pipeline.data import load_split
+from pipeline.data import load_extra, load_split
 from pipeline.errors import ConfigError, run_cli
 from pipeline.experiment import load_experiment, read_manifest
 from pipeline.io import atomic_dir, write_json
@@ -57,16 +58,22 @@ def main() -> None:
         if task.reports_truncation:
             truncated[split] = sum(len(ids) >= model_cfg.max_length
                                    for ids in tokenized[split]["input_ids"])
+    extra = {name: task.tokenize(Dataset.from_pandas(load_extra(name), preserve_index=False),
+                                 tokenizer, model_cfg.max_length, manifest, training=False)
+             for name in params.evaluation.extra}
     if any(truncated.values()):
         log.warning("%s: examples cut at max_length=%d per split: %s", args.model,
                     model_cfg.max_length, truncated)
     with atomic_dir(tokenized_dir(args.model)) as scratch:
         tokenized.save_to_disk(str(scratch / "splits"))
+        for name, split in extra.items():  # tokenized_extra_dir(model, name)
+            split.save_to_disk(str(scratch / "extra" / name))
         tokenizer.save_pretrained(scratch / "tokenizer")
         write_json(scratch / "info.json", {
             "model": args.model,
             "max_length": model_cfg.max_length,
             "rows": {split: len(part) for split, part in tokenized.items()},
+            "extra_rows": {name: len(split) for name, split in extra.items()},
             "truncated": truncated,
             # the starting weights, so that the cells rerun when a model folder changes
             # even where its tokenizer and these splits do not
