@@ -10,6 +10,8 @@ from transformers import (
     BertConfig,
     BertForMaskedLM,
     BertForSequenceClassification,
+    BertLMHeadModel,
+    BertModel,
     DistilBertConfig,
     DistilBertForSequenceClassification,
     LlamaConfig,
@@ -168,3 +170,35 @@ def test_a_folder_without_model_or_adapter_says_to_train_first(tmp_path: Path):
 
     with pytest.raises(SourceError, match="no trained model here"):
         load_fine_tuned(CLASSIFY, ModelConfig(), {}, 1, tmp_path, "models.m")
+
+
+def tiny_model(task_name: str) -> torch.nn.Module:
+    """A tiny model of the kind each task fine-tunes (BERT2BERT for sequence to sequence)."""
+    from transformers import BertForTokenClassification, EncoderDecoderModel
+
+    torch.manual_seed(0)
+    if task_name == "seq2seq":
+        decoder = BertConfig(**TINY, is_decoder=True, add_cross_attention=True)
+        model = EncoderDecoderModel(encoder=BertModel(BertConfig(**TINY)),
+                                    decoder=BertLMHeadModel(decoder))
+        model.config.decoder_start_token_id = model.config.pad_token_id = 0
+        return model
+    return {"text_classification": tiny_classifier,
+            "token_classification": lambda: BertForTokenClassification(BertConfig(**TINY)),
+            "masked_lm": lambda: BertForMaskedLM(BertConfig(**TINY)),
+            "causal_lm": lambda: LlamaForCausalLM(LlamaConfig(**TINY))}[task_name]()
+
+
+@pytest.mark.parametrize("task_name", ["text_classification", "token_classification", "seq2seq",
+                                       "masked_lm", "causal_lm"])
+def test_every_tasks_lora_model_merges_into_the_same_outputs(task_name):
+    task = get_task(TaskConfig("translation", source_lang="fr", target_lang="en")
+                    if task_name == "seq2seq" else TaskConfig(task_name))
+    adapted = trained_a_little(with_lora(tiny_model(task_name), LORA, task, "train.peft")).eval()
+    inputs = {**INPUTS, "decoder_input_ids": INPUTS["input_ids"]} if task_name == "seq2seq" \
+        else INPUTS
+    with torch.no_grad():
+        expected = adapted(**inputs).logits
+        merged = adapted.merge_and_unload()
+        assert not any("lora_" in name for name, _ in merged.named_parameters())
+        assert torch.allclose(merged(**inputs).logits, expected, atol=1e-5)
