@@ -25,7 +25,7 @@ from pipeline.tasks import TaskAdapter
 log = logging.getLogger("download_extra")
 
 
-def test_split(cfg: DatasetConfig, task: TaskAdapter, where: str) -> tuple[pd.DataFrame, dict]:
+def extra_test_split(cfg: DatasetConfig, task: TaskAdapter, where: str) -> tuple[pd.DataFrame, dict]:
     """The extra set's test rows, prepared by the task, and where they came from."""
     if cfg.splits and "test" not in cfg.splits:
         raise DataError(f"{where}.splits: maps {sorted(cfg.splits)} but not test; name the test "
@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     params, task = load_experiment()
     where = f"evaluation.extra.{args.name}"
-    test, provenance = test_split(params.extra_set(args.name), task, where)
+    test, provenance = extra_test_split(params.extra_set(args.name), task, where)
     manifest = read_manifest(params)
     described = task.describe(dict.fromkeys(SPLITS, test))
     check_labels(described, manifest, where)
