@@ -282,7 +282,7 @@ def test_extra_test_sets_compose_from_dataset_presets_and_must_be_watched():
     params = parse_params(data)
     reviews = params.extra_set("reviews")
     assert (reviews.name, reviews.watch, reviews.max_rows.test) == (
-        "rotten_tomatoes", "requirements-data.txt", 200)
+        "rotten_tomatoes", "requirements-data.txt", 100)
     with pytest.raises(ConfigError, match=r"evaluation.extra.nope: no such extra test set; "
                                           r"configured: \['reviews'\]"):
         params.extra_set("nope")
