@@ -120,7 +120,7 @@ def load_tokenized_extra(model: str, name: str) -> Dataset:
     """The extra test set `name` as tokenize@<model> wrote it."""
     from datasets import load_from_disk
 
-    folder = tokenized_extra_dir(model, name)
+    folder = tokenized_extra_dir(model) / name
     if not folder.is_dir():
         raise PipelineError(f"{folder}: missing. Run tokenize@{model} first (`dvc repro`).")
     return load_from_disk(str(folder))

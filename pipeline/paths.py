@@ -10,6 +10,9 @@ RAW_DIR = Path("data/raw")
 #: Extra test sets (`evaluation.extra`): one folder per set, written by download_extra@<set>.
 EXTRA_DIR = Path("data/extra")
 TOKENIZED_DIR = Path("data/tokenized")
+#: The extra test sets tokenized per model: beside the model's splits, not among them, so
+#: that changing an extra set reruns the evaluations but not the training.
+TOKENIZED_EXTRA_DIR = Path("data/tokenized_extra")
 MODELS_DIR = Path("models")
 CHECKPOINTS_DIR = Path("checkpoints")
 METRICS_DIR = Path("metrics")
@@ -48,9 +51,9 @@ def tokenized_dir(model: str) -> Path:
     return TOKENIZED_DIR / model
 
 
-def tokenized_extra_dir(model: str, name: str) -> Path:
-    """The extra test set `name` tokenized for `model` (inside tokenize@<model>'s output)."""
-    return tokenized_dir(model) / "extra" / name
+def tokenized_extra_dir(model: str) -> Path:
+    """The extra test sets tokenized for `model` by tokenize@<model>, one folder per set."""
+    return TOKENIZED_EXTRA_DIR / model
 
 
 def train_output_dir(cell: str) -> Path:

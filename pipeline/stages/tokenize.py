@@ -1,5 +1,6 @@
 """Stage `tokenize@<model>`: tokenize every split once per model; every seed reuses it. The
-test split of each extra test set (`evaluation.extra`) is tokenized too.
+test split of each extra test set (`evaluation.extra`) is tokenized too, into
+data/tokenized_extra/<model>/ (so that changing a set does not rerun training).
 
 The tokenizer is saved beside the splits, and every later stage loads it from there:
 the model's own, or one trained here on the training split (`models.<name>.tokenizer`).
@@ -18,7 +19,7 @@ from pipeline.errors import ConfigError, run_cli
 from pipeline.experiment import load_experiment, read_manifest
 from pipeline.io import atomic_dir, write_json
 from pipeline.modeling import load_tokenizer, weights_identity
-from pipeline.paths import tokenized_dir
+from pipeline.paths import tokenized_dir, tokenized_extra_dir
 from pipeline.tokenizer_training import train_tokenizer
 
 log = logging.getLogger("tokenize")
@@ -66,19 +67,20 @@ def main() -> None:
                     model_cfg.max_length, truncated)
     with atomic_dir(tokenized_dir(args.model)) as scratch:
         tokenized.save_to_disk(str(scratch / "splits"))
-        for name, split in extra.items():  # tokenized_extra_dir(model, name)
-            split.save_to_disk(str(scratch / "extra" / name))
         tokenizer.save_pretrained(scratch / "tokenizer")
         write_json(scratch / "info.json", {
             "model": args.model,
             "max_length": model_cfg.max_length,
             "rows": {split: len(part) for split, part in tokenized.items()},
-            "extra_rows": {name: len(split) for name, split in extra.items()},
             "truncated": truncated,
             # the starting weights, so that the cells rerun when a model folder changes
             # even where its tokenizer and these splits do not
             "weights_sha256": weights_identity(model_cfg, f"models.{args.model}"),
         })
+    with atomic_dir(tokenized_extra_dir(args.model)) as scratch:
+        for name, split in extra.items():
+            split.save_to_disk(str(scratch / name))
+        write_json(scratch / "info.json", {name: len(split) for name, split in extra.items()})
 
 
 if __name__ == "__main__":
