@@ -219,6 +219,40 @@ class DatasetConfig:
 
 
 @dataclass(frozen=True)
+class PeftSettings:
+    """Parameter-efficient fine-tuning: `lora` freezes the pretrained weights and trains a
+    low-rank update (rank `r`, scaled by `alpha / r`) of the `target_modules`, plus the task
+    head and `modules_to_save` in full. `none` trains every weight (full fine-tuning)."""
+
+    method: Literal["none", "lora"] = "none"
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.1
+    #: Names (or dotted name endings) of the linear layers that get a low-rank update; null:
+    #: the attention query and value projections of the model's family (pipeline/adapters.py).
+    target_modules: list[str] | None = None
+    #: Modules trained in full besides the task head (which always is: classification,
+    #: token-classification and question-answering heads start random).
+    modules_to_save: list[str] = field(default_factory=list)
+    bias: Literal["none", "all", "lora_only"] = "none"
+
+    @property
+    def label(self) -> str:
+        """How results.csv names the variant: `none`, or `lora r=8 alpha=16`."""
+        return "none" if self.method == "none" else f"{self.method} r={self.r} alpha={self.alpha:g}"
+
+    def validate(self, where: str) -> None:
+        _check(1 <= self.r <= 1024, f"{where}.r: the rank must be between 1 and 1024, got {self.r}")
+        _check(0 < self.alpha <= 4096,
+               f"{where}.alpha: must be above 0 and at most 4096 (the update is scaled by "
+               f"alpha / r), got {self.alpha}")
+        _check(0 <= self.dropout < 1, f"{where}.dropout: must be in [0, 1), got {self.dropout}")
+        _check(self.target_modules is None or bool(self.target_modules),
+               f"{where}.target_modules: an empty list adapts nothing; name modules or set null "
+               "for the model family's default")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     epochs: float = 3.0
     max_steps: int = -1
@@ -250,6 +284,11 @@ class TrainConfig:
     #: launch`; `batch_size` stays the global batch, split evenly between them.
     launcher: Literal["none", "torchrun", "accelerate"] = "none"
     processes: int = 1
+    #: Full fine-tuning (method none) or LoRA; see PeftSettings.
+    peft: PeftSettings = field(default_factory=PeftSettings)
+    #: With LoRA, also save the model with the update merged into its weights (models/<cell>/
+    #: model), which every loader reads as a normal model; false keeps the adapter only.
+    peft_merge: bool = True
 
     def validate(self, where: str) -> None:
         _check(self.epochs > 0 or self.max_steps > 0,
@@ -383,8 +422,12 @@ class ModelConfig:
         return self.path if self.path is not None else "trained tokenizer, random weights"
 
     def training(self, defaults: TrainConfig, where: str = "train") -> TrainConfig:
-        """The global training settings with this model's overrides applied."""
-        merged = {**dataclasses.asdict(defaults), **self.train}
+        """The global training settings with this model's overrides applied; a nested setting
+        (`peft`) is merged key by key, so `train: {peft: {r: 32}}` keeps the global method."""
+        merged = dataclasses.asdict(defaults)
+        for key, value in self.train.items():
+            nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
+            merged[key] = {**merged[key], **value} if nested else value
         return build(TrainConfig, merged, where)
 
 
@@ -465,6 +508,23 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class EvaluationConfig:
+    """Extra test sets, scored before and after fine-tuning beside the main test split: other
+    text of the same task shows domain shift (a review classifier on other reviews) and
+    forgetting (a language model adapted to news, scored on text of another kind). Only the
+    test split of each is read: `splits.test` when it maps one, else the test share cut from
+    the whole source as for the main dataset."""
+
+    extra: dict[str, DatasetConfig] = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        for name, dataset in self.extra.items():
+            _check(isinstance(name, str) and bool(NAME_PATTERN.match(name)),
+                   f"{where}.extra.{name}: names must be lower-case letters, digits and '_'")
+            check_watch(dataset.source, dataset.path, dataset.watch, f"{where}.extra.{name}")
+
+
+@dataclass(frozen=True)
 class Params:
     experiment_name: str
     task: TaskConfig
@@ -475,6 +535,7 @@ class Params:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     pretraining: dict[str, PretrainingConfig] = field(default_factory=dict)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     #: The file DVC watches for a dataset or model of each non-local source (conf/config.yaml).
     source_pins: dict[str, str] = field(default_factory=dict)
 
@@ -492,7 +553,11 @@ class Params:
         _check(bool(self.seeds), "seeds: at least one seed is required")
         _check(len(set(self.seeds)) == len(self.seeds), f"seeds: duplicates in {self.seeds}")
         for name, model in self.models.items():
-            model.training(self.train, f"models.{name}.train")
+            training = model.training(self.train, f"models.{name}.train")
+            _check(training.peft.method == "none" or model.pretrained,
+                   f"models.{name}: train.peft.method is '{training.peft.method}', but the model "
+                   "starts from random weights (pretrained: false); LoRA adapts pretrained "
+                   "weights. Set its train.peft.method to none.")
 
     def cells(self) -> list[tuple[str, int]]:
         """Every model x seed pair: one MLflow run and one row of results.csv each."""
@@ -502,6 +567,12 @@ class Params:
         if name not in self.models:
             raise ConfigError(f"models.{name}: no such model; configured: {sorted(self.models)}")
         return self.models[name]
+
+    def extra_set(self, name: str) -> DatasetConfig:
+        if name not in self.evaluation.extra:
+            raise ConfigError(f"evaluation.extra.{name}: no such extra test set; configured: "
+                              f"{sorted(self.evaluation.extra)}")
+        return self.evaluation.extra[name]
 
     def pretraining_entry(self, name: str) -> PretrainingConfig:
         if name not in self.pretraining:

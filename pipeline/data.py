@@ -24,7 +24,7 @@ import pandas as pd
 from pipeline.config import SPLITS, DatasetConfig
 from pipeline.errors import DataError, SourceError
 from pipeline.io import sha256
-from pipeline.paths import raw_dir
+from pipeline.paths import extra_dir, raw_dir
 from pipeline.sources import package_version, resolve_path
 
 if TYPE_CHECKING:
@@ -456,6 +456,11 @@ def training_share(split: Dataset, fraction: float, seed: int) -> Dataset:
 def load_split(dataset: str, split: str) -> pd.DataFrame:
     """A split of the snapshot written by the download stage."""
     return pd.read_parquet(raw_dir(dataset) / f"{split}.parquet")
+
+
+def load_extra(name: str) -> pd.DataFrame:
+    """The test split of an extra test set, as download_extra@<name> wrote it."""
+    return pd.read_parquet(extra_dir(name) / "test.parquet")
 
 
 def column(frame: pd.DataFrame, name: str, where: str) -> pd.Series:

@@ -17,13 +17,13 @@ from pipeline.config import ModelConfig, Params, TrainConfig, cell_name, load_pa
 from pipeline.data import load_split
 from pipeline.errors import ConfigError, PipelineError, SourceError
 from pipeline.io import atomic_file, read_json
-from pipeline.paths import manifest_file, pretrained_dir, tokenized_dir
+from pipeline.paths import manifest_file, pretrained_dir, tokenized_dir, tokenized_extra_dir
 from pipeline.sources import model_location, resolve_path
 from pipeline.tasks import TaskAdapter, get_task
 
 if TYPE_CHECKING:
-    from datasets import DatasetDict
-    from transformers import PreTrainedTokenizerBase
+    from datasets import Dataset, DatasetDict
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 def load_experiment() -> tuple[Params, TaskAdapter]:
@@ -67,9 +67,12 @@ def check_sources(params: Params) -> None:
             folder = Path(model_location(model.source, model.path, where))
             if model.pretrained:
                 check_model_positions(folder, model.max_length, f"models.{name}")
-    check_watched(params.dataset.watch, "dataset.watch")
-    if params.dataset.source != "hub":
-        resolve_path(params.dataset.source, params.dataset.path, "dataset.path")
+    datasets = {"dataset": params.dataset,
+                **{f"evaluation.extra.{name}": extra for name, extra in params.evaluation.extra.items()}}
+    for where, dataset in datasets.items():
+        check_watched(dataset.watch, f"{where}.watch")
+        if dataset.source != "hub":
+            resolve_path(dataset.source, dataset.path, f"{where}.path")
 
 
 def check_model_positions(folder: Path, max_length: int, where: str) -> None:
@@ -125,6 +128,16 @@ def load_tokenized(model: str) -> tuple[DatasetDict, PreTrainedTokenizerBase]:
         folder / "tokenizer")
 
 
+def load_tokenized_extra(model: str, name: str) -> Dataset:
+    """The extra test set `name` as tokenize@<model> wrote it."""
+    from datasets import load_from_disk
+
+    folder = tokenized_extra_dir(model) / name
+    if not folder.is_dir():
+        raise PipelineError(f"{folder}: missing. Run tokenize@{model} first (`dvc repro`).")
+    return load_from_disk(str(folder))
+
+
 @dataclass(frozen=True)
 class Cell:
     """One model x seed pair of the experiment."""
@@ -150,6 +163,15 @@ class Cell:
     def training(self) -> TrainConfig:
         """The global training settings with this model's overrides applied."""
         return self.model_config.training(self.params.train, f"{self.where}.train")
+
+
+def extra_set_scores(cell: Cell, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                     manifest: dict[str, Any], stage: str) -> dict[str, dict[str, float]]:
+    """The model's metrics on each extra test set (`evaluation.extra`), by set."""
+    batch_size = cell.training.eval_batch_size
+    return {name: cell.task.evaluate(model, tokenizer, load_tokenized_extra(cell.model, name),
+                                     manifest, batch_size, f"{stage} {cell.name} on {name}")[0]
+            for name in cell.params.evaluation.extra}
 
 
 def experiment_cell(model: str, seed: int) -> Cell:

@@ -31,14 +31,14 @@ from pipeline.errors import PipelineError
 from pipeline.experiment import checked_params
 from pipeline.io import atomic_file
 from pipeline.launch import threads_per_process
-from pipeline.paths import PRETRAINED_DIR, RESULTS_FILE, pretrained_dir
+from pipeline.paths import EXTRA_DIR, PRETRAINED_DIR, RESULTS_FILE, pretrained_dir
 from pipeline.records import SUCCESS
 
 log = logging.getLogger(__name__)
 
 #: What a job's DVC project needs from this repository besides its params.
 PROJECT_FILES = ("dvc.yaml", ".dvcignore", "requirements.txt", "requirements-data.txt",
-                 PRETRAINED_DIR / "README.md")
+                 PRETRAINED_DIR / "README.md", EXTRA_DIR / "README.md")
 PREPARE_TARGETS = ("download", "tokenize@*")
 PREPARE_LOCK = ".dvc/tmp/pipeline-run-prepare.lock"
 REPRO_LOG = "repro.log"
@@ -49,7 +49,8 @@ def anchored(raw: dict[str, Any], root: Path) -> dict[str, Any]:
     made absolute for a job that runs in another folder; models pre-trained by the job itself
     keep their relative path."""
     built_here = {pretrained_dir(name).as_posix() for name in raw.get("pretraining") or {}}
-    sources = [raw["dataset"], *(raw.get("models") or {}).values()]
+    sources = [raw["dataset"], *(raw.get("models") or {}).values(),
+               *((raw.get("evaluation") or {}).get("extra") or {}).values()]
     for source in sources:
         if source.get("source") != "local":
             continue

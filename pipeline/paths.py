@@ -7,7 +7,12 @@ import re
 from pathlib import Path
 
 RAW_DIR = Path("data/raw")
+#: Extra test sets (`evaluation.extra`): one folder per set, written by download_extra@<set>.
+EXTRA_DIR = Path("data/extra")
 TOKENIZED_DIR = Path("data/tokenized")
+#: The extra test sets tokenized per model: beside the model's splits, not among them, so
+#: that changing an extra set reruns the evaluations but not the training.
+TOKENIZED_EXTRA_DIR = Path("data/tokenized_extra")
 MODELS_DIR = Path("models")
 CHECKPOINTS_DIR = Path("checkpoints")
 METRICS_DIR = Path("metrics")
@@ -38,8 +43,18 @@ def manifest_file(dataset: str) -> Path:
     return raw_dir(dataset) / "manifest.json"
 
 
+def extra_dir(name: str) -> Path:
+    """The test split of the extra test set `name` and its manifest."""
+    return EXTRA_DIR / name
+
+
 def tokenized_dir(model: str) -> Path:
     return TOKENIZED_DIR / model
+
+
+def tokenized_extra_dir(model: str) -> Path:
+    """The extra test sets tokenized for `model` by tokenize@<model>, one folder per set."""
+    return TOKENIZED_EXTRA_DIR / model
 
 
 def train_output_dir(cell: str) -> Path:

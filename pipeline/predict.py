@@ -16,10 +16,10 @@ import argparse
 import json
 from pathlib import Path
 
+from pipeline.adapters import load_fine_tuned
 from pipeline.errors import SourceError, run_cli
-from pipeline.experiment import experiment_cell
-from pipeline.modeling import load_trained
-from pipeline.paths import fine_tuned_model_dir
+from pipeline.experiment import experiment_cell, read_manifest
+from pipeline.paths import train_output_dir
 from pipeline.tasks.base import PAIR_SEPARATOR
 
 
@@ -53,7 +53,8 @@ def main() -> None:
     if not inputs:
         parser.error("give at least one input, or --question with --context")
     cell = experiment_cell(args.model, args.seed)
-    model, tokenizer = load_trained(cell.task, fine_tuned_model_dir(cell.name))
+    model, tokenizer = load_fine_tuned(cell.task, cell.model_config, read_manifest(cell.params),
+                                       cell.seed, train_output_dir(cell.name), cell.where)
     for result in cell.task.predict(inputs, model, tokenizer):
         if args.json:
             print(json.dumps(result))

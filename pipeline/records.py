@@ -44,6 +44,16 @@ def base_vs_finetuned_metrics(baseline: dict[str, Any], final: dict[str, Any]) -
     return values
 
 
+def extra_metrics(baseline: dict[str, Any], extra: dict[str, dict[str, float]]) -> dict[str, float]:
+    """base_<set>_<metric>, finetuned_<set>_<metric> and improvement_<set>_<metric> for each
+    extra test set, from the baseline record and the fine-tuned scores by set."""
+    def flat(scores: dict[str, dict[str, float]]) -> dict[str, float]:
+        return {f"{name}_{metric}": value for name, values in scores.items()
+                for metric, value in values.items()}
+
+    return base_vs_finetuned_metrics(flat(baseline.get("extra", {})), flat(extra))
+
+
 def curve_points(history: list[dict[str, Any]]) -> list[tuple[str, float, int]]:
     """Trainer's log history (curves.json) as (metric, value, step): `loss` -> `train_loss`,
     `eval_accuracy` -> `val_accuracy`."""

@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipeline.comparison import best_model, successful, summary_markdown, summary_table
 from pipeline.config import Params, cell_name
+from pipeline.costs import variant_sections
 from pipeline.io import atomic_file, read_json, write_json
 from pipeline.paths import (
     COMPARISON_PLOT,
@@ -38,7 +39,14 @@ from pipeline.paths import (
     train_output_dir,
 )
 from pipeline.plots import CURVE_COLUMNS, base_vs_finetuned, test_intervals, training_curves
-from pipeline.records import FAILED, SUCCESS, base_vs_finetuned_metrics, curve_points, read_record
+from pipeline.records import (
+    FAILED,
+    SUCCESS,
+    base_vs_finetuned_metrics,
+    curve_points,
+    extra_metrics,
+    read_record,
+)
 from pipeline.tasks import TaskAdapter
 from pipeline.tracking import log_parent_run
 from pipeline.uncertainty import measure_uncertainty, summary_columns, with_cell_intervals
@@ -48,7 +56,9 @@ UNCERTAINTY_STATS = ("test_se", "combined_low", "combined_high")
 EXAMPLES_PER_MODEL = 3
 EXAMPLE_CELL_CHARS = 300  # articles are cut: the table is for reading at a glance
 PER_LABEL_COLUMNS = ["model", "seed", "stage", "label", "precision", "recall", "f1", "support"]
-TRAIN_COLUMNS = ("train_seconds", "train_samples_per_second", "steps", "best_validation_metric")
+TRAIN_COLUMNS = ("train_seconds", "train_samples_per_second", "steps", "best_validation_metric",
+                 "train_trainable_parameters", "train_trainable_share", "train_weights_mb",
+                 "train_peak_rss_mb")
 log = logging.getLogger(__name__)
 
 
@@ -63,17 +73,20 @@ def cell_row(params: Params, task: TaskAdapter, model: str, seed: int) -> dict[s
     baseline, trained, final = cell_records(cell_name(model, seed))
     failures = [record for record in (baseline, trained, final) if record["status"] != SUCCESS]
     model_cfg = params.model(model)
+    training = model_cfg.training(params.train)
     row: dict[str, Any] = {
         "status": FAILED if failures else SUCCESS,
         "model": model,
         "checkpoint": model_cfg.origin,
         "pretrained": model_cfg.pretrained,
         "seed": seed,
-        "gradient_accumulation_steps": model_cfg.training(params.train).gradient_accumulation_steps,
+        "gradient_accumulation_steps": training.gradient_accumulation_steps,
+        "peft": training.peft.label,
     }
     finals = {name: final.get(name) for name in task.metric_names}
     if final["status"] == SUCCESS:
         row.update(base_vs_finetuned_metrics(baseline, finals))
+        row.update(extra_metrics(baseline, final.get("extra", {})))
     else:
         row.update({f"base_{name}": baseline.get(name) for name in task.metric_names})
     row.update(baseline.get("reference_scores", {}))
@@ -91,7 +104,8 @@ def results_table(params: Params, task: TaskAdapter) -> pd.DataFrame:
     for column in metric_columns:
         if column not in table:
             table[column] = float("nan")
-    first = ["status", "model", "checkpoint", "pretrained", "seed", "gradient_accumulation_steps"]
+    first = ["status", "model", "checkpoint", "pretrained", "seed", "gradient_accumulation_steps",
+             "peft"]
     last = [*TRAIN_COLUMNS, "mlflow_run_id", "error"]
     reference = [column for column in table if column not in {*first, *metric_columns, *last}]
     return table[[*first, *metric_columns, *reference, *last]]
@@ -209,7 +223,8 @@ def write_comparison(results: pd.DataFrame, task: TaskAdapter, params: Params, t
         summary = summary.merge(extra, on="model", how="left")
     write_csv(summary, paths[1])
     write_text(summary_markdown(results, task.metric_names, task.lower_is_better, title,
-                                uncertainty), paths[2])
+                                uncertainty)
+               + variant_sections(results, summary, metric, lower), paths[2])
     base_vs_finetuned(results, metric, lower, paths[3], uncertainty)
     if uncertainty is not None:
         paths.append(folder / TEST_INTERVALS_PLOT)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import resource
 import shutil
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerState, TrainingA
 from transformers.trainer_utils import TrainOutput
 
 from pipeline import launch
+from pipeline.adapters import parameter_count, save_adapted, with_lora
 from pipeline.config import TrainConfig
 from pipeline.data import training_share
 from pipeline.errors import ConfigError
@@ -35,6 +37,8 @@ from pipeline.tasks import TaskAdapter
 from pipeline.tracking import log_metrics
 
 RESUME_FILE = "resume.json"
+COST_FIGURES = ("train_trainable_parameters", "train_trainable_share", "train_weights_mb",
+                "train_peak_rss_mb")
 #: Fewer optimizer steps than warm-up plus this many: the run barely trains; say so.
 FEW_STEPS_AFTER_WARMUP = 5
 log = logging.getLogger(__name__)
@@ -176,13 +180,17 @@ def check_learning_happens(cfg: TrainConfig, rows: int, where: str) -> None:
 
 
 def fit(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], resume: bool,
-        launched: bool) -> tuple[Trainer, TrainOutput, float]:
-    """Train (every worker runs this); return the trainer, its result and the seconds taken."""
+        launched: bool) -> tuple[Trainer, TrainOutput, float, int]:
+    """Train (every worker runs this); return the trainer, its result, the seconds taken and
+    the model's size in parameters (before any LoRA layers are added)."""
     splits, tokenizer = load_tokenized(cell.model)
     train_split = training_share(splits["train"], cfg.data_fraction, cell.params.dataset.split_seed)
     check_learning_happens(cfg, len(train_split), f"{cell.where}.train")
     model = build_model(cell.task, cell.model_config, manifest, tokenizer, cell.seed,
                         cell.where)
+    size = parameter_count(model)
+    if cfg.peft.method == "lora":
+        model = with_lora(model, cfg.peft, cell.task, f"{cell.where}.train.peft")
     compute_metrics = cell.task.validation_metrics(manifest)
     callbacks = []
     if cfg.early_stopping_patience:
@@ -202,7 +210,7 @@ def fit(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], resume: bool,
     check_world_size(cfg, trainer.args.world_size, launched)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume or None)
-    return trainer, result, time.perf_counter() - started
+    return trainer, result, time.perf_counter() - started, size
 
 
 def check_world_size(cfg: TrainConfig, world_size: int, launched: bool) -> None:
@@ -233,18 +241,50 @@ def training_record(cfg: TrainConfig, state: TrainerState, result: TrainOutput, 
     }
 
 
+def peak_memory_mb() -> float:
+    """The largest resident memory this process has had (Linux reports ru_maxrss in KiB): the
+    interpreter and libraries, the data, the model as loaded, and training with its gradients,
+    optimizer state and validation. One process of several for a launched training."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def save_fine_tuned(trainer: Trainer, cfg: TrainConfig, folder: Path) -> list[Path]:
+    """The fine-tuned model in `folder/model` (with LoRA: the adapter in `folder/adapter`, and
+    the merged model unless `peft_merge` is false); returns the weights files this cell adds
+    to what the starting model already stores."""
+    if cfg.peft.method == "none":
+        trainer.save_model(str(folder / "model"))
+        return sorted((folder / "model").glob("*.safetensors"))
+    return [save_adapted(trainer.model, trainer.processing_class, folder, cfg.peft_merge)]
+
+
+def cost_figures(trainer: Trainer, size: int) -> dict[str, float]:
+    """What fine-tuning this way costs: parameters trained (and their share of the model's)
+    and the process's peak memory, taken before saving (merging LoRA unloads its layers)."""
+    trainable = parameter_count(trainer.model, trainable_only=True)
+    return {"train_trainable_parameters": trainable,
+            "train_trainable_share": round(trainable / size, 6),
+            "train_peak_rss_mb": peak_memory_mb()}
+
+
+def megabytes(files: list[Path]) -> float:
+    return round(sum(path.stat().st_size for path in files) / 2**20, 3)
+
+
 def train_cell(cell: Cell, manifest: dict[str, Any], run_id: str, resume: bool,
                launched: bool) -> None:
     """Train; the main process (rank 0 of several) writes the model, curves and record and
-    logs the curves to MLflow, the others only train."""
+    logs the curves and costs to MLflow, the others only train."""
     cfg = cell.training
-    trainer, result, seconds = fit(cell, cfg, manifest, resume, launched)
+    trainer, result, seconds, size = fit(cell, cfg, manifest, resume, launched)
     if not trainer.is_world_process_zero():
         return
     record = training_record(cfg, trainer.state, result, seconds, run_id, trainer.args.world_size)
+    record.update(cost_figures(trainer, size))
     with atomic_dir(train_output_dir(cell.name)) as scratch:
-        trainer.save_model(str(scratch / "model"))
+        record["train_weights_mb"] = megabytes(save_fine_tuned(trainer, cfg, scratch))
         write_json(scratch / "curves.json", trainer.state.log_history)
-        log_metrics(cell.params, run_id, curve_points(trainer.state.log_history))
+        log_metrics(cell.params, run_id, [*curve_points(trainer.state.log_history),
+                                          *((key, record[key], 0) for key in COST_FIGURES)])
         write_json(scratch / "train.json", record)
     write_json(train_metrics_file(cell.name), record)

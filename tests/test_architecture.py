@@ -31,8 +31,9 @@ FOUNDATION = ("pipeline", "pipeline.errors", "pipeline.paths", "pipeline.io", "p
               "pipeline.evaluation", "pipeline.modeling", "pipeline.tasks", "pipeline.tasks.*")
 #: Modules that must load without torch, transformers or datasets: composing a config, the
 #: statistics, the report stage and the data stage (`download`).
-TORCH_FREE = ("pipeline.compose", "pipeline.comparison", "pipeline.stages.report",
-              "pipeline.stages.download", "pipeline.pool_experiments", "pipeline.run")
+TORCH_FREE = ("pipeline.compose", "pipeline.comparison", "pipeline.costs", "pipeline.stages.report",
+              "pipeline.stages.download", "pipeline.stages.download_extra",
+              "pipeline.pool_experiments", "pipeline.run")
 HEAVY = ("torch", "transformers", "datasets")
 
 

@@ -244,3 +244,47 @@ def test_invalid_yaml_in_params_is_one_line_with_its_place(tmp_path):
     assert str(error.value).startswith(f"{path}: not valid YAML (line 2, column 6: expected ',' "
                                        "or ']', but got ':')")
     assert "\n" not in str(error.value)
+
+
+def test_peft_is_off_by_default_and_a_models_peft_override_merges_key_by_key(default_params):
+    params = parse_params(default_params)
+    assert params.train.peft.method == "none" and params.train.peft_merge
+    changed = with_change(default_params, "train.peft", {"method": "lora", "r": 4, "alpha": 8})
+    changed = with_change(changed, "models.minilm.train", {"peft": {"r": 32}})
+    changed = with_change(changed, "models.tiny_bert.train", {"peft": {"method": "none"}})
+    params = parse_params(changed)
+    minilm = params.model("minilm").training(params.train).peft
+    assert (minilm.method, minilm.r, minilm.alpha) == ("lora", 32, 8.0)
+    assert minilm.label == "lora r=32 alpha=8"
+    assert params.model("tiny_bert").training(params.train).peft.label == "none"
+
+
+@pytest.mark.parametrize(("dotted", "value", "message"), [
+    ("train.peft", {"method": "lora", "r": 0}, "train.peft.r: the rank must be between 1 and 1024"),
+    ("train.peft", {"r": 4096}, "train.peft.r: the rank must be between 1 and 1024, got 4096"),
+    ("train.peft", {"alpha": 0}, "train.peft.alpha: must be above 0 and at most 4096"),
+    ("train.peft", {"dropout": 1.0}, "train.peft.dropout: must be in [0, 1), got 1.0"),
+    ("train.peft", {"method": "prefix"}, "train.peft.method: 'prefix' is not allowed; choose one "
+                                         "of ['none', 'lora']"),
+    ("train.peft", {"target_modules": []}, "train.peft.target_modules: an empty list adapts "
+                                           "nothing"),
+    ("models.tiny_bert.train", {"peft": {"method": "lora"}},
+     "models.tiny_bert: train.peft.method is 'lora', but the model starts from random weights "
+     "(pretrained: false); LoRA adapts pretrained weights. Set its train.peft.method to none."),
+])
+def test_bad_peft_settings_are_named(default_params, dotted, value, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_params(with_change(default_params, dotted, value))
+
+
+def test_extra_test_sets_compose_from_dataset_presets_and_must_be_watched():
+    data = yaml.safe_load(compose(["experiment=clm_smollm2_lora"], REPO / "conf"))
+    params = parse_params(data)
+    reviews = params.extra_set("reviews")
+    assert (reviews.name, reviews.watch, reviews.max_rows.test) == (
+        "rotten_tomatoes", "requirements-data.txt", 100)
+    with pytest.raises(ConfigError, match=r"evaluation.extra.nope: no such extra test set; "
+                                          r"configured: \['reviews'\]"):
+        params.extra_set("nope")
+    with pytest.raises(ConfigError, match=r"evaluation.extra.reviews.watch: missing"):
+        parse_params(with_change(data, "evaluation.extra.reviews.watch", None))

@@ -2,6 +2,7 @@
 
 import logging
 import math
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +42,59 @@ def test_a_short_run_is_warned_about_and_a_normal_one_is_not(caplog):
     check_learning_happens(TrainConfig(batch_size=32, warmup=0.1), 4000, "train")
     assert caplog.text == ""
     check_learning_happens(TrainConfig(batch_size=500, warmup=0), 96, "train")  # lr > 0 at once
+
+
+def test_full_fine_tuning_trains_exactly_as_before_train_peft_existed(tmp_path, monkeypatch,
+                                                                      minilm_dir):
+    """peft.method none (the default) must leave full fine-tuning bit for bit as it was: `fit`
+    gives the same weights and losses as the Trainer run it made before LoRA was added (the
+    same model, arguments, data and seed, with no peft code in between)."""
+    import torch
+    from datasets import Dataset, DatasetDict
+    from transformers import AutoTokenizer, EarlyStoppingCallback, Trainer
+
+    from pipeline.config import parse_params
+    from pipeline.experiment import Cell
+    from pipeline.modeling import build_model
+    from pipeline.tasks import get_task
+    from pipeline.training import fit, training_arguments
+
+    monkeypatch.chdir(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    words = ["good", "bad", "fine", "dull", "warm", "cold", "funny", "slow"]
+    texts = [f"{words[i % 8]} film {words[(i * 3) % 8]} plot" for i in range(48)]
+    split = Dataset.from_dict({**tokenizer(texts, truncation=True, max_length=16),
+                               "labels": [i % 2 for i in range(48)]})
+    DatasetDict(train=split, validation=split.select(range(16)), test=split.select(range(16))
+                ).save_to_disk("data/tokenized/tiny/splits")
+    tokenizer.save_pretrained("data/tokenized/tiny/tokenizer")
+    Path("data/tokenized/tiny/info.json").write_text("{}")
+    params = parse_params({
+        "experiment_name": "t", "task": {"name": "text_classification"}, "seeds": [1],
+        "dataset": {"name": "d", "source": "local", "path": "d.csv", "text_columns": ["text"],
+                    "label_column": "label", "watch": "d.csv"},
+        "models": {"tiny": {"source": "local", "path": str(minilm_dir), "pretrained": False,
+                            "watch": str(minilm_dir), "max_length": 16, "architecture": {
+                                "model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1,
+                                "num_attention_heads": 2, "intermediate_size": 64}}},
+        "train": {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "logging_steps": 2}})
+    cell = Cell(params, get_task(params.task), "tiny", 1)
+    manifest = {"labels": ["a", "b"], "label_counts": {"train": {"a": 24, "b": 24}},
+                "splits": {}}
+    trainer, result, _, size = fit(cell, cell.training, manifest, resume=False, launched=False)
+
+    model = build_model(cell.task, cell.model_config, manifest, tokenizer, 1, cell.where)
+    before = Trainer(model=model, args=training_arguments(cell.training, tmp_path / "before", 1,
+                                                          cell.task, loss_only=False),
+                     train_dataset=split, eval_dataset=split.select(range(16)),
+                     data_collator=cell.task.collator(tokenizer), processing_class=tokenizer,
+                     compute_metrics=cell.task.validation_metrics(manifest),
+                     callbacks=[EarlyStoppingCallback(2)])
+    expected = before.train()
+    assert result.metrics["train_loss"] == expected.metrics["train_loss"]
+    assert size == sum(p.numel() for p in model.parameters())
+    mine, theirs = trainer.model.state_dict(), before.model.state_dict()
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[key], theirs[key]) for key in mine)
+    assert [entry.get("loss") for entry in trainer.state.log_history] == [
+        entry.get("loss") for entry in before.state.log_history]

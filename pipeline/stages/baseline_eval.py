@@ -1,4 +1,5 @@
-"""Stage `baseline_eval@<model>-<seed>`: the untuned model on the test split.
+"""Stage `baseline_eval@<model>-<seed>`: the untuned model on the test split and on each
+extra test set.
 
 Where the task adds a head, it is initialised from the seed, so the baseline is
 what fine-tuning starts from. Tasks with a model-free baseline (summarization's
@@ -11,7 +12,7 @@ from typing import Any
 
 from pipeline.data import load_split
 from pipeline.errors import run_cli
-from pipeline.experiment import load_tokenized, read_manifest, write_predictions
+from pipeline.experiment import extra_set_scores, load_tokenized, read_manifest, write_predictions
 from pipeline.io import atomic_file, write_json
 from pipeline.modeling import build_model
 from pipeline.paths import base_predictions_file, baseline_metrics_file
@@ -34,8 +35,9 @@ def main() -> None:
                                                       batch_size, f"baseline {cell.name}")
         write_predictions(cell, outputs, manifest, splits["test"]["labels"], predictions)
         reference = cell.task.reference_scores(load_split(cell.params.dataset.name, "test"))
+        extra = extra_set_scores(cell, model, tokenizer, manifest, "baseline")
         write_json(record, {"status": SUCCESS, **scalars, "reference_scores": reference,
-                            "report": report})
+                            "extra": extra, "report": report})
 
     def on_failure(failure: dict[str, Any]) -> None:
         with atomic_file(predictions) as scratch:

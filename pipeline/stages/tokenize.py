@@ -1,4 +1,6 @@
-"""Stage `tokenize@<model>`: tokenize every split once per model; every seed reuses it.
+"""Stage `tokenize@<model>`: tokenize every split once per model; every seed reuses it. The
+test split of each extra test set (`evaluation.extra`) is tokenized too, into
+data/tokenized_extra/<model>/ (so that changing a set does not rerun training).
 
 The tokenizer is saved beside the splits, and every later stage loads it from there:
 the model's own, or one trained here on the training split (`models.<name>.tokenizer`).
@@ -12,12 +14,12 @@ import logging
 from datasets import Dataset, DatasetDict
 
 from pipeline.config import SPLITS
-from pipeline.data import load_split
+from pipeline.data import load_extra, load_split
 from pipeline.errors import ConfigError, run_cli
 from pipeline.experiment import load_experiment, read_manifest
 from pipeline.io import atomic_dir, write_json
 from pipeline.modeling import load_tokenizer, weights_identity
-from pipeline.paths import tokenized_dir
+from pipeline.paths import tokenized_dir, tokenized_extra_dir
 from pipeline.tokenizer_training import train_tokenizer
 
 log = logging.getLogger("tokenize")
@@ -57,6 +59,9 @@ def main() -> None:
         if task.reports_truncation:
             truncated[split] = sum(len(ids) >= model_cfg.max_length
                                    for ids in tokenized[split]["input_ids"])
+    extra = {name: task.tokenize(Dataset.from_pandas(load_extra(name), preserve_index=False),
+                                 tokenizer, model_cfg.max_length, manifest, training=False)
+             for name in params.evaluation.extra}
     if any(truncated.values()):
         log.warning("%s: examples cut at max_length=%d per split: %s", args.model,
                     model_cfg.max_length, truncated)
@@ -72,6 +77,10 @@ def main() -> None:
             # even where its tokenizer and these splits do not
             "weights_sha256": weights_identity(model_cfg, f"models.{args.model}"),
         })
+    with atomic_dir(tokenized_extra_dir(args.model)) as scratch:
+        for name, split in extra.items():
+            split.save_to_disk(str(scratch / name))
+        write_json(scratch / "info.json", {name: len(split) for name, split in extra.items()})
 
 
 if __name__ == "__main__":

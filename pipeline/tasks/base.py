@@ -78,6 +78,11 @@ class TaskAdapter(ABC):
     group_column: str | None = None
     #: The transformers Auto class that adds this task's head, by name.
     model_class_name: str
+    #: LoRA (pipeline/adapters.py): peft's task type (its name in peft.TaskType; None for a
+    #: plain PeftModel), and the names of the head modules that start random and so train in
+    #: full; names a model lacks are skipped.
+    peft_task_type: str | None = None
+    peft_head_modules: tuple[str, ...] = ()
 
     @property
     def model_class(self) -> Any:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 class CausalLanguageModeling(LanguageModeling):
     model_class_name = "AutoModelForCausalLM"
+    peft_task_type = "CAUSAL_LM"
     causal = True
 
     prediction_columns = ("prompt", "reference", "generated")

@@ -31,6 +31,7 @@ def mean_words(texts: list[str]) -> float:
 
 class Seq2SeqTask(TaskAdapter):
     model_class_name = "AutoModelForSeq2SeqLM"
+    peft_task_type = "SEQ_2_SEQ_LM"
     lower_is_better = ("loss",)
     validation_metric_names = ("loss",)
 

@@ -44,6 +44,8 @@ class TextClassification(TaskAdapter):
     lower_is_better = ("loss",)
     strata_column = LABEL
     model_class_name = "AutoModelForSequenceClassification"
+    peft_task_type = "SEQ_CLS"
+    peft_head_modules = ("pre_classifier", "classifier", "score")  # pre_classifier: DistilBERT
 
     def prepare(self, frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:
         needed = [*cfg.text_columns, cfg.label_column]

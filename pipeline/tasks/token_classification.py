@@ -89,6 +89,8 @@ class TokenClassification(TaskAdapter):
     lower_is_better = ("loss",)
     strata_column = None
     model_class_name = "AutoModelForTokenClassification"
+    peft_task_type = "TOKEN_CLS"
+    peft_head_modules = ("classifier", "score")
 
     def prepare(self, frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:
         tokens_column, tags_column = cfg.text_columns[0], cfg.label_column

@@ -36,6 +36,8 @@ def make_project(root: Path, experiment: str) -> Path:
         shutil.copy(REPO / name, root / name)
     for name in ("conf", "pipeline", "pretrained"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "data/extra").mkdir(parents=True)
+    shutil.copy(REPO / "data/extra/README.md", root / "data/extra/README.md")
     (root / "conf/experiment/e2e_tiny.yaml").write_text(experiment)
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)
