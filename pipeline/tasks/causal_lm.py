@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 class CausalLanguageModeling(LanguageModeling):
     model_class_name = "AutoModelForCausalLM"
+    pipeline_tag = "text-generation"
+    usage_input = '"The film was"'
     causal = True
 
     prediction_columns = ("prompt", "reference", "generated")

@@ -43,6 +43,7 @@ class TextClassification(TaskAdapter):
     lower_is_better = ("loss",)
     strata_column = LABEL
     model_class_name = "AutoModelForSequenceClassification"
+    pipeline_tag = "text-classification"
 
     def prepare(self, frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:
         needed = [*cfg.text_columns, cfg.label_column]

@@ -87,6 +87,8 @@ class TokenClassification(TaskAdapter):
     lower_is_better = ("loss",)
     strata_column = None
     model_class_name = "AutoModelForTokenClassification"
+    pipeline_tag = "token-classification"
+    usage_input = '"My name is Sarah and I live in London."'
 
     def prepare(self, frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:
         tokens_column, tags_column = cfg.text_columns[0], cfg.label_column

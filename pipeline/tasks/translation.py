@@ -9,6 +9,7 @@ from pipeline.tasks.seq2seq import Seq2SeqTask, mean_words
 
 class Translation(Seq2SeqTask):
     metric_names = ("bleu", "chrf", "gen_words", "loss")
+    pipeline_tag = "translation"
 
     def metrics(self, outputs: list[str], references: list[str],
                 manifest: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
