@@ -20,16 +20,19 @@ from tests.conftest import REPO
 PACKAGE = REPO / "pipeline"
 #: Command-line entry points: they import the library and nothing imports them.
 ENTRY_POINTS = ("pipeline.stages.*", "pipeline.compose", "pipeline.run", "pipeline.sweep",
-                "pipeline.pool_experiments", "pipeline.predict", "pipeline.retry_failed")
+                "pipeline.pool_experiments", "pipeline.predict", "pipeline.retry_failed",
+                "pipeline.publish", "pipeline.ui")
 #: The bottom layer: reading config, data, sources and models, and the task adapters. It never
 #: imports the library above it (training, tracking, records, reports, statistics...).
 FOUNDATION = ("pipeline", "pipeline.errors", "pipeline.paths", "pipeline.io", "pipeline.config",
               "pipeline.sources", "pipeline.data", "pipeline.tokenizer_training",
               "pipeline.evaluation", "pipeline.modeling", "pipeline.tasks", "pipeline.tasks.*")
 #: Modules that must load without torch, transformers or datasets: composing a config, the
-#: statistics, the report stage and the data stage (`download`).
+#: statistics, the report stage (model cards included), the data stage (`download`) and
+#: publishing a cell (it copies files).
 TORCH_FREE = ("pipeline.compose", "pipeline.comparison", "pipeline.stages.report",
-              "pipeline.stages.download", "pipeline.pool_experiments", "pipeline.run")
+              "pipeline.stages.download", "pipeline.pool_experiments", "pipeline.run",
+              "pipeline.publish")
 HEAVY = ("torch", "transformers", "datasets")
 
 
