@@ -2,6 +2,8 @@
 #   make repro   set up .venv, then run the default experiment with `dvc repro`
 #   make test    set up .venv, then run the whole test suite (what CI runs)
 #   make test-fast  the unit tests only (no end-to-end runs), for the edit-test loop
+#   make ui      MLflow's UI, with the link to each experiment's fine-tuning view
+#   make publish MODEL=minilm SEED=1 REPO=user/name   share a cell on the Hugging Face Hub
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +13,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup repro test test-fast lint ui
+.PHONY: setup repro test test-fast lint ui publish
 
 setup: $(STAMP)
 
@@ -38,5 +40,12 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests benchmarks
 
+# Prints each experiment's link (the Model training view of its runs), then starts the UI.
 ui: $(STAMP)
-	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+	$(BIN)/python -m pipeline.ui --port 5000
+
+# make publish MODEL=minilm SEED=1 REPO=user/name [PRIVATE=1]   (or BEST=1 instead of MODEL, SEED)
+# Uploads to the Hugging Face Hub, so the Hub is not switched off here.
+publish: $(STAMP)
+	HF_HUB_OFFLINE=0 $(BIN)/python -m pipeline.publish $(if $(BEST),--best,$(MODEL) $(SEED)) \
+		--repo-id $(REPO) $(if $(PRIVATE),--private)

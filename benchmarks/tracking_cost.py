@@ -67,6 +67,7 @@ def cell_calls(project: Path, model: str, seed: int) -> tuple[float, float]:
     opened = time.perf_counter() - started
     started = time.perf_counter()
     run_id = tracking.start_cell_run(params, model, seed, logged_params(cell, cell.training))
+    tracking.log_dataset_inputs(params, run_id, manifest)
     tracking.log_metrics(params, run_id, curve_points(history))
     tracking.log_evaluation(cell, run_id, metrics, reports, project / predictions_file(cell.name),
                             manifest)

@@ -23,6 +23,8 @@ from pipeline.errors import ConfigError
 PARAMS_FILE = Path("params.yaml")
 SPLITS = ("train", "validation", "test")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+#: MLflow refuses '/' and ':' in a registered model's name; quotes would break its filters.
+REGISTERED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -476,11 +478,44 @@ class TrackingConfig:
     """MLflow settings; a null tracking_uri means `sqlite:///<repository>/mlflow.db`."""
 
     tracking_uri: str | None = None
+    #: The report stage logs the best cell's model folder (the one `pipeline.publish` uploads:
+    #: safetensors weights, tokenizer, card, metrics) as the artifact `model` of its run.
     log_model: bool = False
+    #: Register that model in the MLflow Model Registry under this name, its card as the
+    #: version's description; null: no registration.
+    register: str | None = None
     max_param_length: int = 250
 
     def validate(self, where: str) -> None:
         _check(self.max_param_length >= 16, f"{where}.max_param_length: must be at least 16")
+        if self.register is None:
+            return
+        _check(self.log_model, f"{where}.register: registers the model that {where}.log_model "
+                               f"logs; set {where}.log_model: true as well")
+        _check(bool(REGISTERED_NAME.match(self.register)),
+               f"{where}.register: '{self.register}' is not a registered model name; use "
+               "letters, digits, '-', '_' and '.' (e.g. rotten-tomatoes-classifier)")
+
+
+@dataclass(frozen=True)
+class CardConfig:
+    """What the model cards (reports/cards/) cannot find out by themselves. Only the report
+    stage reads it, so changing it rewrites the cards and retrains nothing."""
+
+    #: The fine-tuned model's license (a Hub license id, e.g. apache-2.0); null: the base
+    #: model's, read from its own card when that is at hand (package, local folder, Hub cache).
+    license: str | None = None
+    #: Languages of the data (ISO 639-1); null: the task's language pair, else the base
+    #: model card's.
+    language: list[str] | None = None
+    #: The Hub id of a model or dataset that is read from a package or a local copy, by its
+    #: `path`: the card's `base_model` and `datasets` must name Hub ids.
+    hub_ids: dict[str, str] = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        for path, hub_id in self.hub_ids.items():
+            _check(hub_id.count("/") == 1 and all(hub_id.split("/")),
+                   f"{where}.hub_ids.{path}: '{hub_id}' is not a Hub id (namespace/name)")
 
 
 @dataclass(frozen=True)
@@ -534,6 +569,7 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    card: CardConfig = field(default_factory=CardConfig)
     pretraining: dict[str, PretrainingConfig] = field(default_factory=dict)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     #: The file DVC watches for a dataset or model of each non-local source (conf/config.yaml).

@@ -32,6 +32,9 @@ PLOTS_DIR = REPORTS_DIR / "plots"
 COMPARISON_PLOT = PLOTS_DIR / "base_vs_finetuned.png"
 TRAINING_CURVES_PLOT = PLOTS_DIR / "training_curves.png"
 TEST_INTERVALS_PLOT = PLOTS_DIR / "test_intervals.png"
+#: One model card per successful cell, Markdown with the Hub's metadata (`pipeline.publish`
+#: puts it in the folder it uploads, as README.md).
+CARDS_DIR = REPORTS_DIR / "cards"
 DVC_EXPERIMENT_DIR = re.compile(r"^(?P<root>.+?)/\.dvc/tmp/exps/[^/]+")
 
 
@@ -65,6 +68,10 @@ def train_output_dir(cell: str) -> Path:
 
 def fine_tuned_model_dir(cell: str) -> Path:
     return train_output_dir(cell) / "model"
+
+
+def card_file(cell: str) -> Path:
+    return CARDS_DIR / f"{cell}.md"
 
 
 def checkpoint_dir(cell: str) -> Path:

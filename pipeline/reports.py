@@ -1,8 +1,8 @@
 """The reports of an experiment, from its cells' records: one row per model x seed in
 reports/results.csv, the comparison of models across seeds (summary.csv, summary.md,
 metrics.json), the training curves (curves.csv), per-label scores, the label distribution,
-figures in reports/plots/, a few test examples per model (examples.md), and the parent MLflow
-run that holds the cells.
+figures in reports/plots/, a few test examples per model (examples.md), a model card per
+successful cell (reports/cards/), and the parent MLflow run that holds the cells.
 
 A cell that failed keeps its row, with status `failed` and the error; the other cells'
 results are kept. The same functions write a sweep's pooled reports (pipeline/pooling.py).
@@ -11,11 +11,13 @@ results are kept. The same functions write a sweep's pooled reports (pipeline/po
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from pipeline.cards import card_body, write_cards
 from pipeline.comparison import best_model, successful, summary_markdown, summary_table
 from pipeline.config import Params, cell_name
 from pipeline.costs import variant_sections
@@ -47,8 +49,9 @@ from pipeline.records import (
     extra_metrics,
     read_record,
 )
+from pipeline.sharing import best_cell, check_current, read_card, write_share_folder
 from pipeline.tasks import TaskAdapter
-from pipeline.tracking import log_parent_run
+from pipeline.tracking import log_model_folder, log_parent_run, register_model
 from pipeline.uncertainty import measure_uncertainty, summary_columns, with_cell_intervals
 
 HEADLINE_STATS = ("mean", "std", "ci95_low", "ci95_high")
@@ -245,6 +248,28 @@ def track_results(params: Params, results: pd.DataFrame, artifacts: list[Path]) 
                    artifacts=artifacts)
 
 
+def log_best_model(params: Params, task: TaskAdapter, results: pd.DataFrame) -> None:
+    """`tracking.log_model`: the best cell's shareable folder (what `pipeline.publish`
+    uploads) as the artifact `model` of its run, and with `tracking.register` a version of that
+    registered model, its card as the description. The best cell only: one model is what
+    a reader takes away, and every seed's weights would multiply the store's size."""
+    if successful(results).empty:
+        log.warning("no successful cell: no model logged to MLflow")
+        return
+    row = best_cell(results, task)
+    check_current(row)
+    card = read_card(row)
+    with tempfile.TemporaryDirectory() as scratch:
+        write_share_folder(row, card, Path(scratch) / "model")
+        log_model_folder(params, row["mlflow_run_id"], Path(scratch) / "model")
+    where = f"runs:/{row['mlflow_run_id']}/model"
+    if params.tracking.register:
+        version = register_model(params, row["mlflow_run_id"], card_body(card),
+                                 {"cell": cell_name(row["model"], int(row["seed"])),
+                                  "experiment": params.experiment_name})
+        where += f", registered as {params.tracking.register} version {version}"
+    log.info("best cell %s-%s logged to MLflow: %s", row["model"], row["seed"], where)
+
 
 def write_experiment_reports(params: Params, task: TaskAdapter,
                              manifest: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
@@ -261,4 +286,5 @@ def write_experiment_reports(params: Params, task: TaskAdapter,
     write_csv(per_label_table(params), PER_LABEL_FILE)
     write_csv(label_distribution_table(manifest), LABEL_DISTRIBUTION_FILE)
     write_text(examples_markdown(params), EXAMPLES_FILE)
-    return results, [*written, CURVES_FILE, TRAINING_CURVES_PLOT, HEADLINE_FILE]
+    cards = write_cards(params, task, results, manifest)
+    return results, [*written, CURVES_FILE, TRAINING_CURVES_PLOT, HEADLINE_FILE, cards]

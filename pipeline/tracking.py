@@ -8,9 +8,11 @@ closes it. The run id travels between them in the train stage's outputs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -22,7 +24,8 @@ import yaml
 from pipeline.config import Params
 from pipeline.errors import PipelineError
 from pipeline.io import write_json
-from pipeline.paths import fine_tuned_model_dir, repository_root
+from pipeline.paths import raw_dir, repository_root
+from pipeline.tasks import get_task
 
 if TYPE_CHECKING:
     from pipeline.experiment import Cell
@@ -30,6 +33,17 @@ if TYPE_CHECKING:
 SECRET_KEY = re.compile(r"token|password|passwd|secret|api[_-]?key|credential", re.IGNORECASE)
 REDACTED = "***"
 BATCH = 1000  # MLflow accepts at most 1000 metrics per log_batch call
+#: The experiment kind MLflow's UI files our experiments under (a "Model training" kind).
+EXPERIMENT_KIND = "finetuning"
+#: The shared view of the runs table that `make ui` and the report stage link to.
+VIEW_KEY = "finetuning"
+#: What the UI's links need: the Model training view (MLflow 3.17 opens the GenAI overview
+#: unless the URL or the user's toggle says otherwise) and our shared view of the runs.
+UI_QUERY = "workflowType=machine_learning"
+UI_ADDRESS = "http://127.0.0.1:5000"
+DIGEST_CHARS = 12  # MLflow keeps at most 36 characters of a dataset digest
+MODEL_ARTIFACT = "model"
+DESCRIPTION_CHARS = 5000  # the registry's description column
 
 
 def tracking_uri(configured: str | None) -> str:
@@ -67,13 +81,32 @@ def bounded_params(data: Mapping[str, Any], max_length: int) -> dict[str, str]:
     return params
 
 
-def git_commit() -> str:
+def git(*args: str) -> str | None:
+    """A git answer about the user's repository, or None outside one."""
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True, cwd=repository_root())
+        result = subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                                cwd=repository_root())
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return None
     return result.stdout.strip()
+
+
+def git_commit() -> str:
+    return git("rev-parse", "HEAD") or "unknown"
+
+
+def source_tags() -> dict[str, str]:
+    """MLflow's own source tags, which its run page shows: the script (a stage) and the git
+    commit and branch it ran from."""
+    script = Path(sys.argv[0]).resolve()
+    name = script.relative_to(Path.cwd().resolve()) if script.is_relative_to(Path.cwd().resolve()) \
+        else script
+    tags = {"mlflow.source.name": str(name), "mlflow.source.type": "LOCAL",
+            "mlflow.source.git.commit": git_commit()}
+    branch = git("rev-parse", "--abbrev-ref", "HEAD")
+    if branch and branch != "HEAD":  # HEAD: a detached checkout has no branch
+        tags["mlflow.source.git.branch"] = branch
+    return tags
 
 
 def client(params: Params):
@@ -119,26 +152,70 @@ def artifact_location(uri: str) -> str | None:
     return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
 
 
-def _experiment_id(mlflow_client, name: str) -> str:
+def runs_view(params: Params) -> dict[str, Any]:
+    """The runs table as a fine-tuning experiment wants it: the Dataset column and the main
+    metric before, after and gained, sorted by the fine-tuned value, which also lists the
+    cells flat (sorted by anything but the start time, MLflow stops folding children under
+    their parents)."""
+    task = get_task(params.task)
+    metric = task.metric_names[0]
+    return {"selectedColumns": ["attributes.`Dataset`", *(f"metrics.`{kind}_{metric}`" for kind
+                                                          in ("base", "finetuned", "improvement"))],
+            "orderByKey": f"metrics.`finetuned_{metric}`",
+            "orderByAsc": metric in task.lower_is_better}
+
+
+def experiment_tags(params: Params) -> dict[str, str]:
+    """Tags that make MLflow's UI show a fine-tuning experiment: its kind (MLflow 3.17's UI
+    still picks the view from the link, see `runs_link`) and the shared view of its runs."""
+    now = int(time.time() * 1000)
+    view = {"name": "Fine-tuning", "createdAt": now, "updatedAt": now,
+            "state": json.dumps(runs_view(params))}
+    return {"mlflow.experimentKind": EXPERIMENT_KIND,
+            f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(view)}
+
+
+def _experiment_id(mlflow_client, params: Params) -> str:
+    """The experiment of `params`, created with its tags if missing; one made before the tags
+    existed gets them."""
     from mlflow.exceptions import MlflowException
 
+    name = experiment_name(params)
     experiment = mlflow_client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return mlflow_client.create_experiment(name, artifact_location=artifact_location(
-            mlflow_client.tracking_uri))
-    except MlflowException:  # another process created it first
-        return mlflow_client.get_experiment_by_name(name).experiment_id
+    if experiment is None:
+        try:
+            return mlflow_client.create_experiment(name, artifact_location=artifact_location(
+                mlflow_client.tracking_uri), tags=experiment_tags(params))
+        except MlflowException:  # another process created it first
+            experiment = mlflow_client.get_experiment_by_name(name)
+    for key, value in experiment_tags(params).items():
+        if key not in experiment.tags:
+            mlflow_client.set_experiment_tag(experiment.experiment_id, key, value)
+    return experiment.experiment_id
+
+
+def runs_link(experiment: Any, address: str = UI_ADDRESS) -> str:
+    """The UI's page of an experiment's runs in the Model training view, through our shared
+    view when the experiment has it (the link must name the runs page: the experiment's bare
+    page drops the view on its way there)."""
+    link = f"{address}/#/experiments/{experiment.experiment_id}/runs?{UI_QUERY}"
+    if f"mlflow.sharedViewState.{VIEW_KEY}" in experiment.tags:
+        link += f"&viewStateShareKey={VIEW_KEY}"
+    return link
+
+
+def experiment_link(params: Params, address: str = UI_ADDRESS) -> str:
+    mlflow_client = client(params)
+    return runs_link(mlflow_client.get_experiment(_experiment_id(mlflow_client, params)), address)
 
 
 def run_tags(params: Params, purpose: str) -> dict[str, str]:
     """Tags every run carries, so that `mlflow.search_runs(filter_string="tags.purpose = ...")`
     and the UI's filters find runs by experiment, task, dataset and commit."""
-    commit = git_commit()
+    source = source_tags()
     tags = {"task": params.task.name, "dataset": params.dataset.name,
-            "experiment": params.experiment_name, "purpose": purpose, "git_commit": commit,
-            "mlflow.source.git.commit": commit}
+            "experiment": params.experiment_name, "purpose": purpose,
+            "git_commit": source["mlflow.source.git.commit"], **source}
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
     return tags
@@ -153,7 +230,7 @@ def start_cell_run(params: Params, model: str, seed: int, logged: Mapping[str, A
     tags = {"model": model, "seed": str(seed), "run_dir": str(Path.cwd().resolve()),
             **run_tags(params, purpose)}
     name = f"{model}-seed{seed}" if purpose == "fine-tune" else f"{purpose}-{model}"
-    experiment = _experiment_id(mlflow_client, experiment_name(params))
+    experiment = _experiment_id(mlflow_client, params)
     end_abandoned_runs(mlflow_client, experiment, tags)
     run = mlflow_client.create_run(experiment, run_name=name, tags=tags)
     values = bounded_params(logged, params.tracking.max_param_length)
@@ -213,9 +290,73 @@ def log_evaluation(cell: Cell, run_id: str, metrics: Mapping[str, float],
             distribution = Path(scratch) / "label_distribution.json"
             write_json(distribution, manifest["label_counts"])
             artifacts.append(distribution)
-        if params.tracking.log_model:
-            artifacts.append(fine_tuned_model_dir(cell.name))
         log_artifacts(params, run_id, artifacts)
+
+
+def dataset_source(params: Params, manifest: Mapping[str, Any], split: str) -> tuple[str, str]:
+    """MLflow's source type and source (JSON) of one split: the snapshot DVC keeps, and where
+    it came from."""
+    origin = manifest["source"]
+    file = raw_dir(params.dataset.name) / manifest["splits"][split]["file"]
+    if origin["source"] == "hub":
+        return "hugging_face", json.dumps({"path": origin["path"], "config_name": origin["subset"],
+                                           "revision": origin["revision"], "split": split,
+                                           "snapshot": str(file)})
+    return "local", json.dumps({"uri": str(file), "origin": f"{origin['source']}:{origin['path']}",
+                                "revision": origin["revision"]})
+
+
+def log_dataset_inputs(params: Params, run_id: str, manifest: Mapping[str, Any]) -> None:
+    """The splits a cell is trained, validated and tested on, as the run's dataset inputs (the
+    UI's Dataset column and run page show them): named after the dataset, the digest from
+    the split's sha256 in the manifest, the split as context."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    inputs = []
+    for split, info in manifest["splits"].items():
+        source_type, source = dataset_source(params, manifest, split)
+        dataset = Dataset(name=params.dataset.name, digest=info["sha256"][:DIGEST_CHARS],
+                          source_type=source_type, source=source,
+                          profile=json.dumps({"num_rows": info["rows"], "sha256": info["sha256"]}))
+        inputs.append(DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, split)]))
+    client(params).log_inputs(run_id, datasets=inputs)
+
+
+def log_model_folder(params: Params, run_id: str, folder: Path) -> None:
+    """A shareable model folder (pipeline/sharing.py) as the run's artifact `model`: what
+    `runs:/<run>/model` names."""
+    client(params).log_artifacts(run_id, str(folder), MODEL_ARTIFACT)
+
+
+def bounded_description(text: str) -> str:
+    """The registry keeps descriptions of at most 5000 characters: cut longer ones, saying so."""
+    if len(text) <= DESCRIPTION_CHARS:
+        return text
+    note = "\n\n(cut here: the whole card is README.md in the version's files)"
+    return text[:DESCRIPTION_CHARS - len(note)] + note
+
+
+def register_model(params: Params, run_id: str, description: str, tags: Mapping[str, str]) -> str:
+    """Register the run's `model` artifact under `tracking.register` (once per run: a report
+    written again adds no version); return the version."""
+    from mlflow.exceptions import MlflowException
+
+    name = params.tracking.register
+    mlflow_client = client(params)
+    existing = mlflow_client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    if existing:
+        return str(existing[0].version)
+    try:
+        mlflow_client.create_registered_model(
+            name, description=f"Fine-tuned models of the experiment {experiment_name(params)}.")
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    version = mlflow_client.create_model_version(
+        name, source=f"runs:/{run_id}/{MODEL_ARTIFACT}", run_id=run_id,
+        description=bounded_description(description), tags=dict(tags))
+    return str(version.version)
 
 
 def end_abandoned_runs(mlflow_client: Any, experiment: str, tags: Mapping[str, str]) -> None:
@@ -253,8 +394,8 @@ def log_parent_run(params: Params, name: str, children: Iterable[str], purpose: 
     from mlflow.entities import Metric, RunTag
 
     mlflow_client = client(params)
-    run = mlflow_client.create_run(_experiment_id(mlflow_client, experiment_name(params)),
-                                   run_name=name, tags={**run_tags(params, purpose), **(tags or {})})
+    run = mlflow_client.create_run(_experiment_id(mlflow_client, params), run_name=name,
+                                   tags={**run_tags(params, purpose), **(tags or {})})
     run_id = run.info.run_id
     now = int(time.time() * 1000)
     values = [Metric(key, float(value), now, 0) for key, value in (metrics or {}).items()

@@ -21,7 +21,7 @@ PACKAGE = REPO / "pipeline"
 #: Command-line entry points: they import the library and nothing imports them.
 ENTRY_POINTS = ("pipeline.stages.*", "pipeline.compose", "pipeline.run", "pipeline.sweep",
                 "pipeline.pool_experiments", "pipeline.predict", "pipeline.retry_failed",
-                "pipeline.confirm")
+                "pipeline.confirm", "pipeline.publish", "pipeline.ui")
 #: The bottom layer: reading config, data, sources and models, the task adapters and the pure
 #: statistics they build on (per-example metric statistics, the bootstrap). It never
 #: imports the library above it (training, tracking, records, reports, statistics...).
@@ -30,10 +30,11 @@ FOUNDATION = ("pipeline", "pipeline.errors", "pipeline.paths", "pipeline.io", "p
               "pipeline.sources", "pipeline.data", "pipeline.tokenizer_training",
               "pipeline.evaluation", "pipeline.modeling", "pipeline.tasks", "pipeline.tasks.*")
 #: Modules that must load without torch, transformers or datasets: composing a config, the
-#: statistics, the report stage and the data stage (`download`).
+#: statistics, the report stage (model cards included), the data stages (`download`,
+#: `download_extra`) and publishing a cell (it copies files).
 TORCH_FREE = ("pipeline.compose", "pipeline.comparison", "pipeline.costs", "pipeline.stages.report",
               "pipeline.stages.download", "pipeline.stages.download_extra",
-              "pipeline.pool_experiments", "pipeline.run")
+              "pipeline.pool_experiments", "pipeline.run", "pipeline.publish")
 HEAVY = ("torch", "transformers", "datasets")
 
 

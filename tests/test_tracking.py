@@ -1,3 +1,5 @@
+import dataclasses
+import json
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,13 +13,19 @@ from pipeline.config import Params, parse_params
 from pipeline.errors import PipelineError
 from pipeline.tracking import (
     REDACTED,
+    bounded_description,
     bounded_params,
     check_store,
     client,
+    experiment_name,
     finish_run,
     flatten,
+    log_dataset_inputs,
+    log_model_folder,
+    register_model,
     reopen_run,
     repository_root,
+    runs_link,
     start_cell_run,
     tracking_uri,
 )
@@ -92,3 +100,100 @@ def test_runs_left_running_by_a_killed_process_end_as_killed(tmp_path, monkeypat
     assert mlflow_client.get_run(current).info.status == "RUNNING"
     finish_run(params, current)
     assert mlflow_client.get_run(current).info.status == "FINISHED"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Params:
+    """One sqlite store for the tests below (making its tables takes seconds); each test works
+    in a folder of its own, which runs are tagged with."""
+    return store_params(tmp_path_factory.mktemp("store") / "mlflow.db")
+
+
+MANIFEST = {"source": {"source": "package", "path": "pkg/data.csv", "subset": None,
+                       "revision": "1.0"},
+            "splits": {"train": {"file": "train.parquet", "rows": 40, "sha256": "a" * 64},
+                       "validation": {"file": "validation.parquet", "rows": 8, "sha256": "b" * 64},
+                       "test": {"file": "test.parquet", "rows": 9, "sha256": "c" * 64}}}
+
+
+def test_experiments_are_fine_tuning_ones_with_a_shared_view_of_their_cells(store, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = store
+    start_cell_run(params, "m", 1, {})
+    experiment = client(params).get_experiment_by_name(experiment_name(params))
+    assert experiment.tags["mlflow.experimentKind"] == "finetuning"
+    view = json.loads(experiment.tags["mlflow.sharedViewState.finetuning"])
+    assert view["name"] == "Fine-tuning"
+    assert json.loads(view["state"]) == {
+        "selectedColumns": ["attributes.`Dataset`", "metrics.`base_accuracy`",
+                            "metrics.`finetuned_accuracy`", "metrics.`improvement_accuracy`"],
+        "orderByKey": "metrics.`finetuned_accuracy`", "orderByAsc": False}
+    assert runs_link(experiment) == (
+        f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs"
+        "?workflowType=machine_learning&viewStateShareKey=finetuning")
+
+
+def test_an_experiment_made_before_gets_the_tags_and_lower_is_better_sorts_up(store, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = yaml.safe_load(compose([f"tracking.tracking_uri={store.tracking.tracking_uri}",
+                                   "experiment=mlm_rotten_tomatoes"], REPO / "conf"))
+    params = parse_params(data)
+    mlflow_client = client(params)
+    made = mlflow_client.create_experiment(experiment_name(params))
+    assert runs_link(mlflow_client.get_experiment(made)).endswith("?workflowType=machine_learning")
+    start_cell_run(params, "m", 1, {})
+    experiment = mlflow_client.get_experiment(made)
+    state = json.loads(json.loads(experiment.tags["mlflow.sharedViewState.finetuning"])["state"])
+    assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`finetuned_perplexity`", True)
+
+
+def test_a_cell_logs_its_splits_as_dataset_inputs(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = store
+    run_id = start_cell_run(params, "m", 1, {})
+    log_dataset_inputs(params, run_id, MANIFEST)
+    inputs = client(params).get_run(run_id).inputs.dataset_inputs
+    found = {(item.dataset.name, item.dataset.digest, item.dataset.source_type,
+              tuple((tag.key, tag.value) for tag in item.tags)) for item in inputs}
+    assert found == {("rotten_tomatoes", letter * 12, "local", (("mlflow.data.context", split),))
+                     for letter, split in (("a", "train"), ("b", "validation"), ("c", "test"))}
+    test = next(item.dataset for item in inputs if item.dataset.digest == "c" * 12)
+    assert json.loads(test.profile) == {"num_rows": 9, "sha256": "c" * 64}
+    assert json.loads(test.source) == {"uri": "data/raw/rotten_tomatoes/test.parquet",
+                                       "origin": "package:pkg/data.csv", "revision": "1.0"}
+
+
+def test_runs_carry_mlflows_source_tags(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for command in (["git", "init", "-q", "-b", "trial"],
+                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                     "--allow-empty", "-m", "x"]):
+        subprocess.run(command, check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    tags = client(store).get_run(start_cell_run(store, "m", 1, {})).data.tags
+    assert (tags["mlflow.source.type"], tags["mlflow.source.git.commit"], tags["git_commit"],
+            tags["mlflow.source.git.branch"]) == ("LOCAL", commit, commit, "trial")
+    assert tags["mlflow.source.name"].endswith(".py") or "pytest" in tags["mlflow.source.name"]
+
+
+def test_the_best_model_is_registered_once_with_its_card(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = dataclasses.replace(store, tracking=dataclasses.replace(
+        store.tracking, log_model=True, register="reviews"))
+    run_id = start_cell_run(params, "m", 1, {})
+    folder = tmp_path / "share"
+    folder.mkdir()
+    (folder / "README.md").write_text("# card")
+    log_model_folder(params, run_id, folder)
+    versions = [register_model(params, run_id, "the card", {"cell": "m-1"}) for _ in range(2)]
+    assert versions == ["1", "1"]
+    (version,) = client(params).search_model_versions("name = 'reviews'")
+    assert (version.source, version.run_id, version.description, version.tags) == (
+        f"runs:/{run_id}/model", run_id, "the card", {"cell": "m-1"})
+    assert [item.path for item in client(params).list_artifacts(run_id, "model")] == [
+        "model/README.md"]
+    long = bounded_description("x" * 6000)
+    assert len(long) == 5000 and long.endswith("README.md in the version's files)")

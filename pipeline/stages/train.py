@@ -1,4 +1,5 @@
-"""Stage `train@<model>-<seed>`: fine-tune one model with one seed; open its MLflow run.
+"""Stage `train@<model>-<seed>`: fine-tune one model with one seed; open its MLflow run (with
+the dataset's splits as its inputs).
 
 Writes models/<model>-<seed>/ (the best checkpoint by the configured validation
 metric, its tokenizer, the training curves and the MLflow run id) and
@@ -22,7 +23,7 @@ from pipeline.experiment import read_manifest
 from pipeline.io import write_json
 from pipeline.paths import checkpoint_dir, train_metrics_file, train_output_dir
 from pipeline.stages.common import ends_run_if_interrupted, parse_cell, run_cell_stage
-from pipeline.tracking import finish_run, reopen_run, start_cell_run
+from pipeline.tracking import finish_run, log_dataset_inputs, reopen_run, start_cell_run
 from pipeline.training import fingerprint, logged_params, remember_run, resumable_run, train_cell
 
 log = logging.getLogger("train")
@@ -46,6 +47,7 @@ def main() -> None:
         reopen_run(cell.params, run_id)
     else:
         run_id = start_cell_run(cell.params, cell.model, cell.seed, logged_params(cell, cfg))
+        log_dataset_inputs(cell.params, run_id, manifest)
 
     def body() -> None:
         if cfg.launcher == "none":

@@ -83,6 +83,10 @@ class TaskAdapter(ABC):
     #: full; names a model lacks are skipped.
     peft_task_type: str | None = None
     peft_head_modules: tuple[str, ...] = ()
+    #: The Hub's pipeline tag: a model card's `pipeline_tag` and its model-index task type.
+    pipeline_tag: str
+    #: What the model card's usage example gives the model (Python source).
+    usage_input: str = '"A warm, funny and moving film."'
 
     @property
     def model_class(self) -> Any:
@@ -176,6 +180,13 @@ class TaskAdapter(ABC):
     @abstractmethod
     def format_prediction(self, result: dict[str, Any]) -> str:
         """One prediction from `predict` as text for the terminal."""
+
+    def usage(self, location: str) -> str:
+        """Python that loads the fine-tuned model from `location` (a folder or a Hub id) and
+        runs it: the model card's "How to use"."""
+        return (f'from transformers import pipeline\n\n'
+                f'model = pipeline("{self.pipeline_tag}", model="{location}")\n'
+                f"print(model({self.usage_input}))")
 
     @abstractmethod
     def predict(self, inputs: list[str], model: PreTrainedModel,

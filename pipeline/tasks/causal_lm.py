@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 class CausalLanguageModeling(LanguageModeling):
     model_class_name = "AutoModelForCausalLM"
     peft_task_type = "CAUSAL_LM"
+    pipeline_tag = "text-generation"
+    usage_input = '"The film was"'
     causal = True
 
     prediction_columns = ("prompt", "reference", "generated")

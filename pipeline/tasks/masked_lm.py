@@ -41,6 +41,8 @@ class MaskingCollator:
 
 class MaskedLanguageModeling(LanguageModeling):
     model_class_name = "AutoModelForMaskedLM"
+    pipeline_tag = "fill-mask"
+    usage_input = 'f"The film was {model.tokenizer.mask_token}."'
     causal = False
     #: The collator reads special-token masks and offsets, which Trainer would otherwise drop.
     collator_reads_extra_columns = True

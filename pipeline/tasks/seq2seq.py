@@ -117,6 +117,19 @@ class Seq2SeqTask(TaskAdapter):
     def format_prediction(self, result: dict[str, Any]) -> str:
         return f"{result['input']}\n  -> {result['output']}"
 
+    def usage(self, location: str) -> str:
+        """transformers 5 has no translation or summarization pipeline: generate directly,
+        with the settings the test split was scored with."""
+        settings = ", ".join(f"{key}={value!r}"
+                             for key, value in self.config.generation.as_kwargs().items())
+        return ("from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n\n"
+                f'tokenizer = AutoTokenizer.from_pretrained("{location}")\n'
+                f'model = AutoModelForSeq2SeqLM.from_pretrained("{location}")\n'
+                f'inputs = tokenizer({self.config.source_prefix + "Your text here."!r}, '
+                'return_tensors="pt")\n'
+                f"outputs = model.generate(**inputs, {settings})\n"
+                "print(tokenizer.decode(outputs[0], skip_special_tokens=True))")
+
     def predict(self, inputs: list[str], model: PreTrainedModel,
                 tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
         from datasets import Dataset

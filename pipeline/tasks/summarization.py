@@ -51,6 +51,7 @@ def rouge(hypotheses: list[str], references: list[str]) -> dict[str, float]:
 
 class Summarization(Seq2SeqTask):
     metric_names = (*ROUGE_TYPES, "gen_words", "loss")
+    pipeline_tag = "summarization"
 
     def metrics(self, outputs: list[str], references: list[str],
                 manifest: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:

@@ -46,6 +46,7 @@ class TextClassification(TaskAdapter):
     model_class_name = "AutoModelForSequenceClassification"
     peft_task_type = "SEQ_CLS"
     peft_head_modules = ("pre_classifier", "classifier", "score")  # pre_classifier: DistilBERT
+    pipeline_tag = "text-classification"
 
     def prepare(self, frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:
         needed = [*cfg.text_columns, cfg.label_column]

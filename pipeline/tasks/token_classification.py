@@ -91,6 +91,8 @@ class TokenClassification(TaskAdapter):
     model_class_name = "AutoModelForTokenClassification"
     peft_task_type = "TOKEN_CLS"
     peft_head_modules = ("classifier", "score")
+    pipeline_tag = "token-classification"
+    usage_input = '"My name is Sarah and I live in London."'
 
     def prepare(self, frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:
         tokens_column, tags_column = cfg.text_columns[0], cfg.label_column

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 class Translation(Seq2SeqTask):
     metric_names = ("bleu", "chrf", "gen_words", "loss")
+    pipeline_tag = "translation"
 
     def metrics(self, outputs: list[str], references: list[str],
                 manifest: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:

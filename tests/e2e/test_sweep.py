@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline.tracking import runs_link
 from tests.e2e.project import make_project, run
 
 SWEEP_EXPERIMENT = """\
@@ -44,7 +45,7 @@ train:
 EXPERIMENT_NAME = "text_classification/rotten_tomatoes"
 BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,900", "--virtual-time-budget=20000"]
+                 "--window-size=1920,760", "--virtual-time-budget=20000"]
 
 
 def sweep(root: Path, *overrides: str) -> tuple[Path, str]:
@@ -208,7 +209,15 @@ def chromium() -> str:
     return found
 
 
-def test_mlflow_ui_serves_the_runs_and_the_browser_shows_them(mlflow_server, tmp_path):
+def ui_number(value: float) -> str:
+    """A metric as MLflow's runs table shows it: JavaScript's shortest form of the number."""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def test_mlflow_ui_serves_the_runs_and_the_browser_shows_them(project, mlflow_server, tmp_path):
+    """The experiment opened through the link `make ui` and the report stage print: the Model
+    training view's runs table, the cells listed (not folded under their job and sweep runs)
+    with their fine-tuned accuracy."""
     browser = chromium()
     experiment = rest(mlflow_server, "experiments/get-by-name",
                       experiment_name=EXPERIMENT_NAME)["experiment"]
@@ -219,15 +228,21 @@ def test_mlflow_ui_serves_the_runs_and_the_browser_shows_them(mlflow_server, tmp
     for cell in runs:
         metrics = {metric["key"] for metric in cell["data"]["metrics"]}
         assert {"base_accuracy", "finetuned_accuracy", "train_loss"} <= metrics
-    parents = rest(mlflow_server, "runs/search", {"experiment_ids": [experiment["experiment_id"]],
-                                                  "filter": "tags.purpose = 'sweep'"})["runs"]
-    page = f"{mlflow_server}/#/experiments/{experiment['experiment_id']}/runs"
+    page = runs_link(MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+                     .get_experiment_by_name(EXPERIMENT_NAME), mlflow_server)
+    assert page.endswith("/runs?workflowType=machine_learning&viewStateShareKey=finetuning")
     profile = ["--user-data-dir=" + str(tmp_path / "profile")]
     dom = subprocess.run([browser, *BROWSER_FLAGS, *profile, "--dump-dom", page],
                          capture_output=True, text=True, timeout=180).stdout
-    assert parents
-    for parent in parents:
-        assert parent["info"]["run_name"] in dom
+    assert "You're viewing a shared view" in dom
+    parents = rest(mlflow_server, "runs/search", {"experiment_ids": [experiment["experiment_id"]],
+                                                  "filter": "tags.purpose = 'sweep'"})["runs"]
+    assert parents and all(parent["info"]["run_name"] in dom for parent in parents)
+    for cell in runs:
+        assert cell["info"]["run_name"] in dom
+        accuracy = next(metric["value"] for metric in cell["data"]["metrics"]
+                        if metric["key"] == "finetuned_accuracy")
+        assert f">{ui_number(accuracy)}<" in dom
     screenshot = Path(os.environ.get("UI_SCREENSHOT", tmp_path / "mlflow_ui.png"))
     subprocess.run([browser, *BROWSER_FLAGS, *profile, f"--screenshot={screenshot}", page],
                    capture_output=True, timeout=180, check=True)

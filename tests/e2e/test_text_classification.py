@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from huggingface_hub import ModelCard
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import save_local_model
@@ -38,6 +40,9 @@ train:
   epochs: 2
   batch_size: 16
   logging_steps: 5
+tracking:  # the best cell's model logged to MLflow and registered
+  log_model: true
+  register: e2e_tiny
 """
 
 
@@ -129,7 +134,15 @@ def test_every_cell_is_one_finished_mlflow_run(project):
         assert len(client.get_metric_history(cell.info.run_id, "train_loss")) >= 2
         artifacts = {item.path for item in client.list_artifacts(cell.info.run_id)}
         assert {"config.yaml", "report.json", f"{tags['model']}-{tags['seed']}.csv"} <= artifacts
-        assert not any("safetensors" in path for path in artifacts)
+        assert (tags["mlflow.source.name"], tags["mlflow.source.type"]) == (
+            "pipeline/stages/train.py", "LOCAL")
+        assert tags["mlflow.source.git.commit"] == tags["git_commit"]
+        inputs = client.get_run(cell.info.run_id).inputs.dataset_inputs
+        assert sorted((item.tags[0].value, json.loads(item.dataset.profile)["num_rows"])
+                      for item in inputs) == [("test", 64), ("train", 240), ("validation", 64)]
+        assert {item.dataset.name for item in inputs} == {"rotten_tomatoes"}
+    assert experiment.tags["mlflow.experimentKind"] == "finetuning"
+    assert "mlflow.sharedViewState.finetuning" in experiment.tags
 
 
 def test_the_results_table_is_a_parent_run_holding_every_cell(project):
@@ -153,6 +166,78 @@ def test_the_results_table_is_a_parent_run_holding_every_cell(project):
     assert headline["broken"] == {"seeds_ok": 0}
     artifacts = {item.path for item in client.list_artifacts(parent.info.run_id)}
     assert {"results.csv", "summary.md", "base_vs_finetuned.png", "training_curves.png"} <= artifacts
+
+
+def best_cell(project: Path) -> tuple[str, int]:
+    """The best seed of the model with the best mean fine-tuned accuracy, from results.csv."""
+    results = pd.read_csv(project / "reports/results.csv")
+    results = results[results["status"] == "success"]
+    model = results.groupby("model")["finetuned_accuracy"].mean().idxmax()
+    cells = results[results["model"] == model]
+    return model, int(cells.loc[cells["finetuned_accuracy"].idxmax(), "seed"])
+
+
+def test_every_successful_cell_has_a_card_that_parses_with_its_test_metrics(project):
+    results = pd.read_csv(project / "reports/results.csv")
+    cards = sorted(path.name for path in (project / "reports/cards").iterdir())
+    assert cards == ["tiny_a-1.md", "tiny_a-2.md", "tiny_b-1.md", "tiny_b-2.md"]  # broken failed
+    for row in results[results["status"] == "success"].itertuples():
+        card = ModelCard((project / f"reports/cards/{row.model}-{row.seed}.md").read_text())
+        data = card.data.to_dict()
+        assert data["pipeline_tag"] == "text-classification" and "base_model" not in data
+        (result,) = data["model-index"][0]["results"]
+        metrics = {metric["type"]: metric["value"] for metric in result["metrics"]}
+        assert metrics["accuracy"] == pytest.approx(row.finetuned_accuracy, abs=1e-6)
+        assert result["dataset"] == {"name": "rotten_tomatoes", "type": "rotten_tomatoes (package)",
+                                     "split": "test"}
+        assert f"MLflow run `{row.mlflow_run_id}`" in card.text
+        assert "(labels: fresh, rotten)" in card.text and "| test | 64 |" in card.text
+
+
+def test_the_best_cell_is_logged_and_registered_with_its_card(project):
+    model, seed = best_cell(project)
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    (version,) = client.search_model_versions("name = 'e2e_tiny'")
+    run = client.get_run(version.run_id)
+    assert (run.data.tags["model"], run.data.tags["seed"]) == (model, str(seed))
+    assert version.source == f"runs:/{version.run_id}/model"
+    assert version.description.startswith(f"# e2e_tiny: {model}, seed {seed}")
+    files = {item.path for item in client.list_artifacts(version.run_id, "model")}
+    assert {"model/README.md", "model/model.safetensors", "model/tokenizer.json",
+            "model/metrics.json", "model/curves.json"} <= files
+    assert not any(path.endswith(".bin") for path in files)
+
+
+def test_publish_dry_run_writes_a_folder_transformers_loads_with_predicts_predictions(project,
+                                                                                    tmp_path):
+    from transformers import pipeline
+
+    folder = tmp_path / "shared"
+    run([sys.executable, "-m", "pipeline.publish", "tiny_a", "1", "--dry-run", str(folder)],
+        project)
+    texts = ["A warm, funny and moving film.", "Dull and far too long."]
+    predicted = run([sys.executable, "-m", "pipeline.predict", "tiny_a", "1", "--json", *texts],
+                    project)
+    expected = [json.loads(line) for line in predicted.stdout.splitlines()]
+    loaded = pipeline("text-classification", model=str(folder))(texts)
+    assert [item["label"] for item in loaded] == [item["label"] for item in expected]
+    assert [item["score"] for item in loaded] == pytest.approx(
+        [item["score"] for item in expected], abs=1e-4)
+    card = (folder / "README.md").read_text()
+    assert card == (project / "reports/cards/tiny_a-1.md").read_text().replace(
+        '"models/tiny_a-1/model"', f'"{folder}"')
+    assert not any(SECRET.encode() in path.read_bytes() for path in folder.iterdir())
+
+
+def test_publish_offline_stops_with_the_way_out_and_a_non_zero_exit(project):
+    result = run([sys.executable, "-m", "pipeline.publish", "tiny_a", "1", "--repo-id",
+                  "alice/tiny-a"], project, check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: the Hugging Face Hub is off here (HF_HUB_OFFLINE is "
+                                    "set): nothing was uploaded to alice/tiny-a.")
+    kept = Path(result.stderr.split("is ready in ")[1].split(" (what --dry-run")[0])
+    assert not any(SECRET.encode() in path.read_bytes() for path in kept.iterdir())
+    shutil.rmtree(kept)
 
 
 def test_secrets_in_the_environment_reach_no_output(project):
