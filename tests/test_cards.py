@@ -173,7 +173,8 @@ def test_every_task_names_a_hub_pipeline_tag_and_a_usage_example_that_is_python(
     config = TaskConfig(name=name, source_lang="fr", target_lang="en")
     task = get_task(config)
     assert task.pipeline_tag in {"text-classification", "token-classification", "translation",
-                                 "summarization", "fill-mask", "text-generation"}
+                                 "summarization", "fill-mask", "text-generation",
+                                 "question-answering"}
     usage = task.usage("alice/model")
     ast.parse(usage)
     assert '"alice/model"' in usage

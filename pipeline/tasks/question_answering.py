@@ -274,6 +274,9 @@ class QuestionAnswering(TaskAdapter):
     collator_reads_extra_columns = True
     group_column = GROUP
     model_class_name = "AutoModelForQuestionAnswering"
+    pipeline_tag = "question-answering"
+    peft_task_type = "QUESTION_ANS"
+    peft_head_modules = ("qa_outputs",)
 
     def check_model(self, model: ModelConfig, where: str) -> None:
         stride = self.config.doc_stride
@@ -478,6 +481,22 @@ class QuestionAnswering(TaskAdapter):
                                                               table[ANSWERS], strict=True)])
         return {"f1": statistics.mean_score(scores[:, 1]),
                 "exact_match": statistics.mean_score(scores[:, 0])}
+
+    def usage(self, location: str) -> str:
+        """transformers 5 has no question-answering pipeline: the model's best start and end
+        token (one window; `python -m pipeline.predict` also reads long contexts window by
+        window and weighs the n best spans)."""
+        return ("import torch\nfrom transformers import AutoModelForQuestionAnswering, "
+                "AutoTokenizer\n\n"
+                f'tokenizer = AutoTokenizer.from_pretrained("{location}")\n'
+                f'model = AutoModelForQuestionAnswering.from_pretrained("{location}")\n'
+                'question = "Who built the tower?"\n'
+                'context = "The tower was built by the company of Gustave Eiffel in 1889."\n'
+                'inputs = tokenizer(question, context, truncation="only_second", '
+                'return_tensors="pt")\n'
+                "with torch.no_grad():\n    output = model(**inputs)\n"
+                "start, end = int(output.start_logits.argmax()), int(output.end_logits.argmax())\n"
+                'print(tokenizer.decode(inputs["input_ids"][0, start:end + 1]))')
 
     def format_prediction(self, result: dict[str, Any]) -> str:
         return (f"{result['answer'] or '(no answer)'}\t{result['score']:.4f}\t"
