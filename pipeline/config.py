@@ -145,11 +145,19 @@ class DatasetConfig:
     revision: str | None = None
     #: `parallel`: line-aligned text files, `<split file>.<column>` per column (train.en.gz,
     #: train.fr.gz). `text_files`: one example per file, its first line in column `title`,
-    #: the rest in `text`, its folder's name in `label` (BBC News).
+    #: the rest in `text`, its folder's name in `label` (BBC News). `source_files`: every
+    #: file that `glob` matches is one document, whole, in column `text` (its path in `file`).
     format: Literal["auto", "csv", "json", "jsonl", "parquet", "conll", "parallel",
-                    "text_files"] = "auto"
+                    "text_files", "source_files"] = "auto"
+    #: source_files: the files under `path` that are documents (e.g. `**/tests/*.py`).
+    glob: str | None = None
+    #: source_files: keep only the files that mention at least one of these words (as a
+    #: whole word, e.g. [pandas, sklearn]); empty keeps every file.
+    keep_files_mentioning: list[str] = field(default_factory=list)
+    #: source_files: larger files are skipped (counted in the log and the manifest).
+    max_file_bytes: int = 1_000_000
     #: Text files that are not valid UTF-8 are read with this encoding (e.g. cp1252);
-    #: null: such a file stops the run.
+    #: null: such a file stops the run (source_files: it is skipped and counted).
     fallback_encoding: str | None = None
     #: CoNLL column files (and word<TAB>tag files): which whitespace-separated columns hold
     #: the token and the tag; they become the columns `tokens` and `tags`.
@@ -185,6 +193,20 @@ class DatasetConfig:
             value = getattr(self, name)
             _check(0 < value < 0.5, f"{where}.{name}: must be between 0 and 0.5, got {value}")
         self.max_rows.validate(f"{where}.max_rows")
+        self._check_source_files(where)
+
+    def _check_source_files(self, where: str) -> None:
+        """`glob` and the file filters belong to format source_files, which needs a glob."""
+        if self.format == "source_files":
+            _check(bool(self.glob), f"{where}.glob: format source_files reads the files that "
+                                    "match a pattern under path; set it (e.g. '**/*.py')")
+        else:
+            for name in ("glob", "keep_files_mentioning"):
+                _check(not getattr(self, name), f"{where}.{name}: only read by format "
+                                                "source_files (one document per file); remove "
+                                                "it or set format: source_files")
+        _check(self.max_file_bytes >= 1,
+               f"{where}.max_file_bytes: must be at least 1, got {self.max_file_bytes}")
 
 
 @dataclass(frozen=True)
