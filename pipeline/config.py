@@ -291,11 +291,18 @@ class TokenizerTraining:
     min_frequency: int = 2
     lowercase: bool = False
     special_tokens: dict[str, str] = field(default_factory=dict)
+    #: bpe: no Unicode normalization and no space put before each text, so decoding gives
+    #: every text back exactly (code: indentation, newlines, trailing spaces). Off, texts
+    #: are NFC-normalized and start with a space, so a first word is tokenized like the rest.
+    lossless: bool = False
 
     def validate(self, where: str) -> None:
         _check(100 <= self.vocab_size <= 1_000_000,
                f"{where}.vocab_size: must be between 100 and 1000000, got {self.vocab_size}")
         _check(self.min_frequency >= 1, f"{where}.min_frequency: must be at least 1")
+        _check(not self.lossless or (self.algorithm == "bpe" and not self.lowercase),
+               f"{where}.lossless: gives texts back exactly, which needs algorithm bpe without "
+               f"lowercase (got algorithm {self.algorithm}, lowercase {self.lowercase})")
         roles = {"bos_token", "eos_token", "pad_token", "unk_token", "mask_token", "cls_token",
                  "sep_token"}
         unknown = sorted(set(self.special_tokens) - roles)
