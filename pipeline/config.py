@@ -98,12 +98,20 @@ class TaskConfig:
     #: their first tokens make the prompt; generation follows `generation`.
     samples: int = 5
     prompt_tokens: int = 32
+    #: causal_lm on Python code: the share of samples whose prompt + continuation, cut after
+    #: its last complete line, parses as Python (`parse_rate`, before and after training).
+    code_parse_rate: bool = False
 
     def validate(self, where: str) -> None:
         _check(self.max_target_length >= 1, f"{where}.max_target_length: must be at least 1")
         _check(self.lead_sentences >= 1, f"{where}.lead_sentences: must be at least 1")
         _check(self.samples >= 0, f"{where}.samples: must be >= 0")
         _check(self.prompt_tokens >= 1, f"{where}.prompt_tokens: must be at least 1")
+        if self.code_parse_rate:
+            _check(self.name == "causal_lm", f"{where}.code_parse_rate: scores generated code, "
+                                             f"so it needs task causal_lm, not {self.name}")
+            _check(self.samples >= 1, f"{where}.samples: code_parse_rate needs at least one "
+                                      "sample to generate, got 0")
         if self.name == "translation":
             _check(bool(self.source_lang and self.target_lang),
                    f"{where}: translation needs source_lang and target_lang (choose a "
@@ -310,12 +318,17 @@ class TokenizerTraining:
                             f"{sorted(roles)}")
 
 
+#: What architectures call their number of positions (GPT-2: n_positions).
+POSITION_KEYS = ("max_position_embeddings", "n_positions")
+
+
 def check_positions(architecture: dict[str, Any], max_length: int, where: str) -> None:
     """A network built from `architecture` must have a position for every token."""
-    positions = architecture.get("max_position_embeddings")
-    _check(positions is None or max_length <= positions,
-           f"{where}.max_length: {max_length} tokens, but architecture.max_position_embeddings "
-           f"is {positions}; lower max_length or raise max_position_embeddings")
+    for key in POSITION_KEYS:
+        positions = architecture.get(key)
+        _check(positions is None or max_length <= positions,
+               f"{where}.max_length: {max_length} tokens, but architecture.{key} is "
+               f"{positions}; lower max_length or raise {key}")
 
 
 @dataclass(frozen=True)
@@ -385,15 +398,19 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class PretrainingConfig:
-    """A masked language model pre-trained from scratch on the experiment's training texts,
-    before fine-tuning: `train_tokenizer@<name>` trains its tokenizer, `pretrain@<name>` its
+    """A language model pre-trained from scratch on the experiment's training texts, before
+    fine-tuning: `train_tokenizer@<name>` trains its tokenizer, `pretrain@<name>` its
     network. The result, pretrained/<name>/, is a normal model folder: fine-tuned
     models name it as `source: local, path: pretrained/<name>`."""
 
     tokenizer: TokenizerTraining
     architecture: dict[str, Any]
+    #: What the network learns: masked_lm (an encoder: BERT, RoBERTa) or causal_lm (a
+    #: decoder: GPT-2, Llama, predicting each next token).
+    objective: Literal["masked_lm", "causal_lm"] = "masked_lm"
     #: Tokens per training block (texts are concatenated, then cut into blocks).
     max_length: int = 128
+    #: masked_lm: which tokens the network must restore.
     masking: MaskingSettings = field(default_factory=MaskingSettings)
     seed: int = 1
     #: Training settings (epochs, learning_rate, batch_size...) over TrainConfig's defaults.
@@ -404,6 +421,12 @@ class PretrainingConfig:
         """The network to build: random weights shaped by `architecture`."""
         return ModelConfig(pretrained=False, architecture=self.architecture,
                            tokenizer=self.tokenizer, max_length=self.max_length)
+
+    @property
+    def task(self) -> TaskConfig:
+        """The objective as a task, scored by perplexity alone: no samples are generated
+        (the main stages' causal_lm task does that, before and after fine-tuning)."""
+        return TaskConfig(name=self.objective, masking=self.masking, samples=0)
 
     def validate(self, where: str) -> None:
         _check("model_type" in self.architecture,

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from pipeline.comparison import summary_table
-from pipeline.reports import EXAMPLE_CELL_CHARS, curves_table, headline_metrics, markdown_cell
+from pipeline.reports import curves_table, headline_metrics
+from pipeline.tasks.base import EXAMPLE_CELL_CHARS, markdown_cell
 
 
 def test_example_cells_are_one_line_escaped_and_cut():

@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
 
+EXAMPLE_CELL_CHARS = 300  # articles are cut: the table is for reading at a glance
+
+
+def markdown_cell(value: Any) -> str:
+    text = " ".join(str(value).split()).replace("|", "\\|")
+    return text if len(text) <= EXAMPLE_CELL_CHARS else text[:EXAMPLE_CELL_CHARS - 1] + "…"
+
 
 class TaskAdapter(ABC):
     """One task: how its raw rows look, how they are tokenized, which head and metrics it uses."""
@@ -42,6 +49,9 @@ class TaskAdapter(ABC):
     strata_column: str | None = None
     #: The transformers Auto class that adds this task's head, by name.
     model_class_name: str
+    #: A tokenizer trained for this task puts its start and end tokens around every text
+    #: (BERT's [CLS] ... [SEP], BART's <s> ... </s>); a causal LM's adds none.
+    tokenizer_marks_texts: bool = True
 
     @property
     def model_class(self) -> Any:
@@ -73,6 +83,10 @@ class TaskAdapter(ABC):
         labels = manifest["labels"]
         return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                 "label2id": {label: i for i, label in enumerate(labels)}}
+
+    def check_model(self, model: PreTrainedModel, where: str) -> None:  # noqa: B027 (a hook)
+        """Refuse a model this task would score wrongly (`where` names its setting); every
+        model that loads with the task's Auto class is fine by default."""
 
     @abstractmethod
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
@@ -115,6 +129,13 @@ class TaskAdapter(ABC):
                          manifest: dict[str, Any], labels: Any) -> pd.DataFrame:
         """One row per test example: input, reference and prediction, from `evaluate`'s
         outputs."""
+
+    def examples_markdown(self, table: pd.DataFrame) -> list[str]:
+        """The first rows of a predictions table as Markdown lines (reports/examples.md): a
+        table, each cell on one line and cut to EXAMPLE_CELL_CHARS."""
+        return ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns),
+                *("| " + " | ".join(markdown_cell(value) for value in row) + " |"
+                  for row in table.itertuples(index=False))]
 
     @abstractmethod
     def format_prediction(self, result: dict[str, Any]) -> str:
