@@ -98,8 +98,9 @@ class TaskConfig:
     #: their first tokens make the prompt; generation follows `generation`.
     samples: int = 5
     prompt_tokens: int = 32
-    #: causal_lm on Python code: the share of samples whose prompt + continuation, cut after
-    #: its last complete line, parses as Python (`parse_rate`, before and after training).
+    #: causal_lm on Python code: the share of samples whose continuation writes a whole line
+    #: and whose prompt + continuation, cut after its last complete line, parses as Python
+    #: (`parse_rate`, before and after training).
     code_parse_rate: bool = False
 
     def validate(self, where: str) -> None:

@@ -5,7 +5,8 @@ Each text ends with the end-of-sequence token, so the model learns where documen
 Besides perplexity, the model continues the opening tokens of the first test documents
 (`task.samples`, `task.prompt_tokens`, `task.generation`): the samples are the predictions
 table. With `task.code_parse_rate` they are read as Python: `parse_rate` is the share of
-samples whose prompt + continuation, cut after its last complete line, parses.
+samples that write a whole line and whose prompt + continuation, cut after its last complete
+line, parses.
 """
 
 from __future__ import annotations
@@ -30,17 +31,27 @@ if TYPE_CHECKING:
 PROBE_LENGTH = 8
 
 
+def written_lines(prompt: str, continuation: str) -> str:
+    """The whole lines a continuation writes: from the end of the line the prompt leaves open
+    (if it leaves one) to the continuation's last newline; empty if it ends no line."""
+    start = 0
+    if prompt and not prompt.endswith("\n"):
+        start = continuation.find("\n") + 1
+        if not start:
+            return ""
+    return continuation[start:continuation.rfind("\n") + 1]
+
+
 def parses_as_python(prompt: str, continuation: str) -> bool:
-    """Whether prompt + continuation, cut after its last complete line, is valid Python. A
-    continuation that completes no line (no newline in it) is not counted as code."""
-    text = prompt + continuation
-    end = text.rfind("\n")
-    if end < len(prompt):
+    """Whether prompt + continuation, cut after its last complete line, is valid Python, the
+    continuation having written at least one whole line that is not blank: blank lines, or
+    only the end of the prompt's line (a finished identifier), are not code."""
+    if not written_lines(prompt, continuation).strip():
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SyntaxWarning)  # e.g. invalid escapes in strings
         try:
-            ast.parse(text[:end + 1])
+            ast.parse(prompt + continuation[:continuation.rfind("\n") + 1])
         except (SyntaxError, ValueError, RecursionError):  # ValueError: a null byte
             return False
     return True

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -63,12 +64,15 @@ def code_project(tmp_path_factory) -> Path:
 
 def parses(prompt: str, continuation: str) -> bool:
     """The parse-rate rule, counted again: the complete lines of prompt + continuation are
-    Python, and the continuation completed at least one line."""
-    complete, newline, _ = (prompt + continuation).rpartition("\n")
-    if not newline or len(complete) < len(prompt):
+    Python, and one of the lines that start inside the continuation is not blank."""
+    text = prompt + continuation
+    starts = [0] + [position + 1 for position, char in enumerate(text) if char == "\n"]
+    lines = [text[start:end] for start, end in pairwise(starts)]
+    written = [line for start, line in zip(starts, lines, strict=False) if start >= len(prompt)]
+    if not any(line.strip() for line in written):
         return False
     try:
-        ast.parse(complete + newline)
+        ast.parse("".join(lines))
     except SyntaxError:
         return False
     return True

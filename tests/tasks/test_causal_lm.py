@@ -113,6 +113,9 @@ def code_model(tokenizer, **architecture):
     ("x = 1\n", "y = 2 +\n", False),
     ("s = '\\d'\n", "t = 1\n", True),                     # a SyntaxWarning only
     ("x = 1\n", "y = '\0'\n", False),                     # a null byte
+    ("from os import pa", "th\nimport sys\n", True),
+    ("import numpy", "_\n   \n\n", False),                # ends the prompt's line, then blanks
+    ("x = 1\n", "\n\n  \n", False),                        # blank lines only
 ])
 def test_a_sample_parses_when_its_complete_lines_are_python(prompt, continuation, parses):
     assert parses_as_python(prompt, continuation) is parses
