@@ -113,6 +113,10 @@ class TaskConfig:
     #: unanswerable questions is refused unless this is set.
     unanswerable: bool = False
     no_answer_threshold: float = 0.0
+    #: causal_lm on Python code: the share of samples whose continuation writes a whole line
+    #: and whose prompt + continuation, cut after its last complete line, parses as Python
+    #: (`parse_rate`, before and after training).
+    code_parse_rate: bool = False
 
     def validate(self, where: str) -> None:
         _check(self.max_target_length >= 1, f"{where}.max_target_length: must be at least 1")
@@ -122,6 +126,11 @@ class TaskConfig:
         _check(self.lead_sentences >= 1, f"{where}.lead_sentences: must be at least 1")
         _check(self.samples >= 0, f"{where}.samples: must be >= 0")
         _check(self.prompt_tokens >= 1, f"{where}.prompt_tokens: must be at least 1")
+        if self.code_parse_rate:
+            _check(self.name == "causal_lm", f"{where}.code_parse_rate: scores generated code, "
+                                             f"so it needs task causal_lm, not {self.name}")
+            _check(self.samples >= 1, f"{where}.samples: code_parse_rate needs at least one "
+                                      "sample to generate, got 0")
         if self.name == "translation":
             _check(bool(self.source_lang and self.target_lang),
                    f"{where}: translation needs source_lang and target_lang (choose a "
@@ -164,11 +173,20 @@ class DatasetConfig:
     #: `parallel`: line-aligned text files, `<split file>.<column>` per column (train.en.gz,
     #: train.fr.gz). `text_files`: one example per file, its first line in column `title`,
     #: the rest in `text`, its folder's name in `label` (BBC News). `squad`: SQuAD JSON, one row
-    #: per question (id, title, context, question, answers).
+    #: per question (id, title, context, question, answers). `source_files`: every file that
+    #: `glob` matches is one document, whole, in column `text` (its path in `file`).
     format: Literal["auto", "csv", "json", "jsonl", "parquet", "conll", "parallel",
-                    "text_files", "squad"] = "auto"
+                    "text_files", "squad", "source_files"] = "auto"
+    #: source_files: the files under `path` that are documents (e.g. `**/tests/*.py`).
+    glob: str | None = None
+    #: source_files: keep only the files that mention at least one of these words (as a
+    #: whole word, e.g. [pandas, sklearn]); empty keeps every file.
+    keep_files_mentioning: list[str] = field(default_factory=list)
+    #: source_files: larger files are skipped (counted in the log and the manifest).
+    max_file_bytes: int = 1_000_000
     #: Files that are not valid UTF-8 (any text format) are read with this encoding (e.g.
-    #: cp1252); null: such a file stops the run, naming the first bad byte.
+    #: cp1252); null: such a file stops the run, naming the first bad byte (source_files: it
+    #: is skipped and counted).
     fallback_encoding: str | None = None
     #: CSV column separator; null: the one the header line uses most of , ; tab |.
     delimiter: str | None = None
@@ -218,6 +236,20 @@ class DatasetConfig:
             value = getattr(self, name)
             _check(0 < value < 0.5, f"{where}.{name}: must be between 0 and 0.5, got {value}")
         self.max_rows.validate(f"{where}.max_rows")
+        self._check_source_files(where)
+
+    def _check_source_files(self, where: str) -> None:
+        """`glob` and the file filters belong to format source_files, which needs a glob."""
+        if self.format == "source_files":
+            _check(bool(self.glob), f"{where}.glob: format source_files reads the files that "
+                                    "match a pattern under path; set it (e.g. '**/*.py')")
+        else:
+            for name in ("glob", "keep_files_mentioning"):
+                _check(not getattr(self, name), f"{where}.{name}: only read by format "
+                                                "source_files (one document per file); remove "
+                                                "it or set format: source_files")
+        _check(self.max_file_bytes >= 1,
+               f"{where}.max_file_bytes: must be at least 1, got {self.max_file_bytes}")
 
 
 @dataclass(frozen=True)
@@ -341,11 +373,18 @@ class TokenizerTraining:
     min_frequency: int = 2
     lowercase: bool = False
     special_tokens: dict[str, str] = field(default_factory=dict)
+    #: bpe: no Unicode normalization and no space put before each text, so decoding gives
+    #: every text back exactly (code: indentation, newlines, trailing spaces). Off, texts
+    #: are NFC-normalized and start with a space, so a first word is tokenized like the rest.
+    lossless: bool = False
 
     def validate(self, where: str) -> None:
         _check(100 <= self.vocab_size <= 1_000_000,
                f"{where}.vocab_size: must be between 100 and 1000000, got {self.vocab_size}")
         _check(self.min_frequency >= 1, f"{where}.min_frequency: must be at least 1")
+        _check(not self.lossless or (self.algorithm == "bpe" and not self.lowercase),
+               f"{where}.lossless: gives texts back exactly, which needs algorithm bpe without "
+               f"lowercase (got algorithm {self.algorithm}, lowercase {self.lowercase})")
         roles = {"bos_token", "eos_token", "pad_token", "unk_token", "mask_token", "cls_token",
                  "sep_token"}
         unknown = sorted(set(self.special_tokens) - roles)
@@ -353,12 +392,17 @@ class TokenizerTraining:
                             f"{sorted(roles)}")
 
 
+#: What architectures call their number of positions (GPT-2: n_positions).
+POSITION_KEYS = ("max_position_embeddings", "n_positions")
+
+
 def check_positions(architecture: dict[str, Any], max_length: int, where: str) -> None:
     """A network built from `architecture` must have a position for every token."""
-    positions = architecture.get("max_position_embeddings")
-    _check(positions is None or max_length <= positions,
-           f"{where}.max_length: {max_length} tokens, but architecture.max_position_embeddings "
-           f"is {positions}; lower max_length or raise max_position_embeddings")
+    for key in POSITION_KEYS:
+        positions = architecture.get(key)
+        _check(positions is None or max_length <= positions,
+               f"{where}.max_length: {max_length} tokens, but architecture.{key} is "
+               f"{positions}; lower max_length or raise {key}")
 
 
 @dataclass(frozen=True)
@@ -435,15 +479,19 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class PretrainingConfig:
-    """A masked language model pre-trained from scratch on the experiment's training texts,
-    before fine-tuning: `train_tokenizer@<name>` trains its tokenizer, `pretrain@<name>` its
+    """A language model pre-trained from scratch on the experiment's training texts, before
+    fine-tuning: `train_tokenizer@<name>` trains its tokenizer, `pretrain@<name>` its
     network. The result, pretrained/<name>/, is a normal model folder: fine-tuned
     models name it as `source: local, path: pretrained/<name>`."""
 
     tokenizer: TokenizerTraining
     architecture: dict[str, Any]
+    #: What the network learns: masked_lm (an encoder: BERT, RoBERTa) or causal_lm (a
+    #: decoder: GPT-2, Llama, predicting each next token).
+    objective: Literal["masked_lm", "causal_lm"] = "masked_lm"
     #: Tokens per training block (texts are concatenated, then cut into blocks).
     max_length: int = 128
+    #: masked_lm: which tokens the network must restore.
     masking: MaskingSettings = field(default_factory=MaskingSettings)
     seed: int = 1
     #: Training settings (epochs, learning_rate, batch_size...) over TrainConfig's defaults.
@@ -454,6 +502,12 @@ class PretrainingConfig:
         """The network to build: random weights shaped by `architecture`."""
         return ModelConfig(pretrained=False, architecture=self.architecture,
                            tokenizer=self.tokenizer, max_length=self.max_length)
+
+    @property
+    def task(self) -> TaskConfig:
+        """The objective as a task, scored by perplexity alone: no samples are generated
+        (the main stages' causal_lm task does that, before and after fine-tuning)."""
+        return TaskConfig(name=self.objective, masking=self.masking, samples=0)
 
     def validate(self, where: str) -> None:
         _check("model_type" in self.architecture,

@@ -13,7 +13,9 @@ import io
 import json
 import logging
 import lzma
+import re
 import zipfile
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -225,6 +227,64 @@ def read_squad(path: Path, cfg: DatasetConfig) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "title", "context", "question", "answers"])
 
 
+def source_files(folder: Path, cfg: DatasetConfig, where: str) -> list[Path]:
+    """The files under `folder` that `dataset.glob` matches (source_files format)."""
+    found = sorted(path for path in folder.glob(cfg.glob) if path.is_file()) \
+        if folder.is_dir() else []
+    if not found:
+        raise SourceError(f"{where}: no file matches dataset.glob '{cfg.glob}' under '{folder}'. "
+                          "Check the pattern (relative to that folder; '**/' descends into "
+                          "subfolders) and the path.")
+    return found
+
+
+#: Why a source file is skipped: over dataset.max_file_bytes, not UTF-8 (and no
+#: fallback_encoding), blank, or mentioning none of dataset.keep_files_mentioning.
+SKIP_REASONS = ("too_large", "not_utf8", "empty", "mentions_none")
+
+
+def read_document(path: Path, cfg: DatasetConfig,
+                  mentions: re.Pattern | None) -> tuple[str, None] | tuple[None, str]:
+    """(a file's whole text, None), or (None, why it is skipped: one of SKIP_REASONS)."""
+    if path.stat().st_size > cfg.max_file_bytes:
+        return None, "too_large"
+    try:
+        text = read_text(path, cfg)
+    except DataError:  # not UTF-8 (and no fallback_encoding)
+        return None, "not_utf8"
+    if not text.strip():
+        return None, "empty"
+    if mentions is not None and not mentions.search(text):
+        return None, "mentions_none"
+    return text, None
+
+
+def read_source_files(folder: Path, cfg: DatasetConfig) -> pd.DataFrame:
+    """One document per file that `dataset.glob` matches: its whole text (`text`) and its path
+    inside the folder (`file`). Files over `max_file_bytes`, not UTF-8, empty or mentioning
+    none of `keep_files_mentioning` are skipped and counted (frame.attrs['skipped'])."""
+    mentions = re.compile(r"\b(?:" + "|".join(map(re.escape, cfg.keep_files_mentioning)) + r")\b") \
+        if cfg.keep_files_mentioning else None
+    rows, reasons = [], Counter()
+    matched = source_files(folder, cfg, "dataset.glob")
+    for path in matched:
+        text, reason = read_document(path, cfg, mentions)
+        if reason:
+            reasons[reason] += 1
+        else:
+            rows.append({"text": text, "file": path.relative_to(folder).as_posix()})
+    skipped = {reason: reasons[reason] for reason in SKIP_REASONS}
+    log.info("%s: %d of %d files matching '%s' kept; skipped: %s", folder, len(rows),
+             len(matched), cfg.glob, skipped)
+    if not rows:
+        raise DataError(f"{folder}: none of the {len(matched)} files matching '{cfg.glob}' is "
+                        f"usable (skipped: {skipped}). Check dataset.max_file_bytes, "
+                        "dataset.keep_files_mentioning and the files' encoding.")
+    frame = pd.DataFrame(rows, columns=["text", "file"])
+    frame.attrs["skipped"] = skipped
+    return frame
+
+
 READERS = {
     "csv": read_csv,
     "json": read_json_file,
@@ -234,6 +294,7 @@ READERS = {
     "parallel": read_parallel,
     "text_files": read_text_files,
     "squad": read_squad,
+    "source_files": read_source_files,
 }
 SUFFIX_FORMATS = {**{name: name for name in READERS}, "txt": "conll"}
 
@@ -269,6 +330,8 @@ def input_files(target: Path, cfg: DatasetConfig, where: str) -> list[Path]:
         if not found:
             raise SourceError(f"{where}: '{target}' is not a folder of <label>/<name>.txt files")
         return found
+    if cfg.format == "source_files":
+        return source_files(target, cfg, where)
     if target.is_dir():
         raise SourceError(f"{where}: '{target}' is a folder; name the file, or map each split "
                           "to a file inside it with dataset.splits")
@@ -292,7 +355,8 @@ def read_files(cfg: DatasetConfig) -> tuple[dict[str, pd.DataFrame], dict]:
         frames[split] = read_table(target, cfg)
         digest = sha256(paths[0]) if len(paths) == 1 else hashlib.sha256(
             "".join(sha256(path) for path in paths).encode()).hexdigest()
-        files[split] = {"path": str(target), "files": len(paths), "sha256": digest}
+        files[split] = {"path": str(target), "files": len(paths), "sha256": digest,
+                        **frames[split].attrs}
     revision = package_version(cfg.path) if cfg.source == "package" else None
     return frames, {"revision": revision, "files": files}
 

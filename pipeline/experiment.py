@@ -40,7 +40,7 @@ def check_task_settings(params: Params, task: TaskAdapter) -> None:
         raise ConfigError(f"dataset.label_column: task '{params.task.name}' needs the column that "
                           "holds the labels (or target texts); set it in the dataset config")
     for name, model in params.models.items():
-        task.check_model(model, f"models.{name}")
+        task.check_model_config(model, f"models.{name}")
         metric = model.training(params.train, f"models.{name}.train").metric_for_best_model
         if metric not in task.validation_metric_names:
             raise ConfigError(f"train.metric_for_best_model: '{metric}' is not measured on the "

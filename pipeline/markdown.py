@@ -37,6 +37,16 @@ def interval(low: float, high: float, signed: bool = False) -> str:
     return "n/a" if pd.isna(low) else f"[{number(low, signed)}, {number(high, signed)}]"
 
 
+#: A table cell's longest text: articles are cut, the tables are for reading at a glance.
+CELL_CHARS = 300
+
+
+def cell(value: object) -> str:
+    """One table cell: on one line, pipes escaped, cut to CELL_CHARS."""
+    text = " ".join(str(value).split()).replace("|", "\\|")
+    return text if len(text) <= CELL_CHARS else text[:CELL_CHARS - 1] + "…"
+
+
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *("| " + " | ".join(row) + " |" for row in rows)]

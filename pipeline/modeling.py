@@ -115,16 +115,37 @@ def build_model(task: TaskAdapter, cfg: ModelConfig, manifest: dict[str, Any],
     """The model to fine-tune, its task head initialised from `seed`.
 
     With `pretrained: false` the whole network is random: the baseline that shows
-    what pre-training is worth.
+    what pre-training is worth. The task checks the model before it is used.
     """
     set_transformers_seed(seed)
-    head = task.head_config(manifest)
-    if not cfg.pretrained:
-        architecture = dict(cfg.architecture or {})
-        model_type = architecture.pop("model_type")
-        config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), **architecture,
-                                      **special_token_ids(tokenizer), **head)
+    if cfg.pretrained:
+        model = pretrained_model(task, cfg, manifest, tokenizer, where)
+        task.check_model(model, f"{where}.path")
+    else:
+        model = random_model(task, cfg, manifest, tokenizer, where)
+        task.check_model(model, f"{where}.architecture")
+    return model
+
+
+def random_model(task: TaskAdapter, cfg: ModelConfig, manifest: dict[str, Any],
+                 tokenizer: PreTrainedTokenizerBase, where: str) -> PreTrainedModel:
+    """A network shaped by `cfg.architecture`, with random weights, sized to the tokenizer."""
+    architecture = dict(cfg.architecture or {})
+    model_type = architecture.pop("model_type")
+    config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), **architecture,
+                                  **special_token_ids(tokenizer), **task.head_config(manifest))
+    try:
         return task.model_class.from_config(config)
+    except ValueError as error:  # no such head for this model type
+        raise ConfigError(f"{where}.architecture: model_type '{model_type}' cannot be built as "
+                          f"{task.model_class.__name__} ({str(error).splitlines()[0]}); choose "
+                          "an architecture with that head (conf/architecture/)") from None
+
+
+def pretrained_model(task: TaskAdapter, cfg: ModelConfig, manifest: dict[str, Any],
+                     tokenizer: PreTrainedTokenizerBase, where: str) -> PreTrainedModel:
+    """The model's pretrained weights with the task's head (new, seeded, where it adds one)."""
+    head = task.head_config(manifest)
     location = model_folder(cfg, where)
     if cfg.source != "hub" and not cfg.allow_unsafe_weights:
         check_weights(location, f"{where}.path")

@@ -57,7 +57,6 @@ from pipeline.uncertainty import measure_uncertainty, summary_columns, with_cell
 HEADLINE_STATS = ("mean", "std", "ci95_low", "ci95_high")
 UNCERTAINTY_STATS = ("test_se", "combined_low", "combined_high")
 EXAMPLES_PER_MODEL = 3
-EXAMPLE_CELL_CHARS = 300  # articles are cut: the table is for reading at a glance
 PER_LABEL_COLUMNS = ["model", "seed", "stage", "label", "precision", "recall", "f1", "support"]
 TRAIN_COLUMNS = ("train_seconds", "train_samples_per_second", "steps", "best_validation_metric",
                  "train_trainable_parameters", "train_trainable_share", "train_weights_mb",
@@ -158,12 +157,7 @@ def checkpoint_metrics(params: Params) -> dict[str, str]:
             for model in params.models}
 
 
-def markdown_cell(value: Any) -> str:
-    text = " ".join(str(value).split()).replace("|", "\\|")
-    return text if len(text) <= EXAMPLE_CELL_CHARS else text[:EXAMPLE_CELL_CHARS - 1] + "…"
-
-
-def examples_markdown(params: Params) -> str:
+def examples_markdown(params: Params, task: TaskAdapter) -> str:
     """The first test predictions of each model's first successful seed, to read beside
     the numbers (inputs, references, predictions or generated texts)."""
     lines = [f"# Test examples: {params.experiment_name}", ""]
@@ -172,12 +166,7 @@ def examples_markdown(params: Params) -> str:
             path = predictions_file(cell_name(model, seed))
             if path.is_file() and path.stat().st_size:
                 table = pd.read_csv(path, keep_default_na=False).head(EXAMPLES_PER_MODEL)
-                lines += [f"## {cell_name(model, seed)}", "",
-                          "| " + " | ".join(table.columns) + " |",
-                          "|" + "---|" * len(table.columns)]
-                lines += ["| " + " | ".join(markdown_cell(value) for value in row) + " |"
-                          for row in table.itertuples(index=False)]
-                lines.append("")
+                lines += [f"## {cell_name(model, seed)}", "", *task.examples_markdown(table), ""]
                 break
     return "\n".join(lines)
 
@@ -285,6 +274,6 @@ def write_experiment_reports(params: Params, task: TaskAdapter,
     write_json(HEADLINE_FILE, headline)
     write_csv(per_label_table(params), PER_LABEL_FILE)
     write_csv(label_distribution_table(manifest), LABEL_DISTRIBUTION_FILE)
-    write_text(examples_markdown(params), EXAMPLES_FILE)
+    write_text(examples_markdown(params, task), EXAMPLES_FILE)
     cards = write_cards(params, task, results, manifest)
     return results, [*written, CURVES_FILE, TRAINING_CURVES_PLOT, HEADLINE_FILE, cards]

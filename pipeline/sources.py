@@ -33,9 +33,13 @@ def package_path(spec: str, where: str) -> Path:
 
 
 def package_version(spec: str) -> str:
+    """The installed version of the distribution that holds the package (scikit-learn for
+    sklearn), or 'unknown'."""
     package = spec.partition("/")[0]
+    distributions = importlib.metadata.packages_distributions().get(package) or [
+        package.replace("_", "-")]
     try:
-        return importlib.metadata.version(package.replace("_", "-"))
+        return importlib.metadata.version(distributions[0])
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
 

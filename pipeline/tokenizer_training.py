@@ -27,14 +27,22 @@ def special_tokens(cfg: TokenizerTraining) -> dict[str, str]:
     return {**DEFAULT_SPECIAL_TOKENS[cfg.algorithm], **cfg.special_tokens}
 
 
+def normalizer(cfg: TokenizerTraining) -> normalizers.Normalizer | None:
+    """NFC (and lower case if asked); none for a lossless tokenizer, which must give every
+    text back as it was."""
+    if cfg.lossless:
+        return None
+    return normalizers.Sequence([normalizers.NFC()]
+                                + ([normalizers.Lowercase()] if cfg.lowercase else []))
+
+
 def untrained_tokenizer(cfg: TokenizerTraining) -> tuple[Tokenizer, trainers.Trainer]:
     roles = special_tokens(cfg)
-    steps = [normalizers.NFC()] + ([normalizers.Lowercase()] if cfg.lowercase else [])
     common = {"vocab_size": cfg.vocab_size, "min_frequency": cfg.min_frequency,
               "special_tokens": list(dict.fromkeys(roles.values())), "show_progress": True}
     if cfg.algorithm == "bpe":
         tokenizer = Tokenizer(models.BPE(unk_token=None))
-        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=not cfg.lossless)
         tokenizer.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                       **common)
@@ -43,21 +51,24 @@ def untrained_tokenizer(cfg: TokenizerTraining) -> tuple[Tokenizer, trainers.Tra
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tokenizer.decoder = decoders.WordPiece()
         trainer = trainers.WordPieceTrainer(**common)
-    tokenizer.normalizer = normalizers.Sequence(steps)
+    tokenizer.normalizer = normalizer(cfg)
     return tokenizer, trainer
 
 
-def train_tokenizer(cfg: TokenizerTraining, texts: Iterable[str],
-                    model_max_length: int) -> PreTrainedTokenizerFast:
-    """A tokenizer whose vocabulary is learnt from `texts`, adding its start and end tokens
-    around every text (and pair of texts)."""
+def train_tokenizer(cfg: TokenizerTraining, texts: Iterable[str], model_max_length: int,
+                    mark_texts: bool = True) -> PreTrainedTokenizerFast:
+    """A tokenizer whose vocabulary is learnt from `texts`. With `mark_texts` it puts its
+    start and end tokens around every text (and pair of texts), as encoders and seq2seq
+    models expect; without, it adds nothing, as GPT-2's: a causal LM's prompt must not end
+    with the end-of-text token (`pipeline("text-generation")` encodes prompts this way)."""
     tokenizer, trainer = untrained_tokenizer(cfg)
     tokenizer.train_from_iterator(texts, trainer=trainer)
     roles = special_tokens(cfg)
-    start, end = (roles[role] for role in BOUNDARIES[cfg.algorithm])
-    ids = {token: tokenizer.token_to_id(token) for token in (start, end)}
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{start} $A {end}", pair=f"{start} $A {end} $B:1 {end}:1",
-        special_tokens=list(ids.items()))
+    if mark_texts:
+        start, end = (roles[role] for role in BOUNDARIES[cfg.algorithm])
+        ids = {token: tokenizer.token_to_id(token) for token in (start, end)}
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{start} $A {end}", pair=f"{start} $A {end} $B:1 {end}:1",
+            special_tokens=list(ids.items()))
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, model_max_length=model_max_length,
                                    **roles)

@@ -26,7 +26,7 @@ ENTRY_POINTS = ("pipeline.stages.*", "pipeline.compose", "pipeline.run", "pipeli
 #: statistics they build on (per-example metric statistics, the bootstrap). It never
 #: imports the library above it (training, tracking, records, reports, statistics...).
 FOUNDATION = ("pipeline", "pipeline.errors", "pipeline.paths", "pipeline.io", "pipeline.config",
-              "pipeline.bootstrap", "pipeline.example_statistics",
+              "pipeline.bootstrap", "pipeline.example_statistics", "pipeline.markdown",
               "pipeline.sources", "pipeline.data", "pipeline.tokenizer_training",
               "pipeline.evaluation", "pipeline.modeling", "pipeline.tasks", "pipeline.tasks.*")
 #: Modules that must load without torch, transformers or datasets: composing a config, the

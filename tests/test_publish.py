@@ -71,12 +71,14 @@ def project(tmp_path, monkeypatch, model_folder) -> Path:
 
 def publish_cli(capsys, *args: str) -> tuple[int, str]:
     """Run the command in this process; its exit code and everything it printed."""
-    sys.argv = ["pipeline.publish", *args]
+    saved, sys.argv = sys.argv, ["pipeline.publish", *args]
     try:
         run_cli(publish.main)
         code = 0
     except SystemExit as error:
         code = error.code
+    finally:
+        sys.argv = saved
     printed = capsys.readouterr()
     return code, printed.out + printed.err
 

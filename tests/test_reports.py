@@ -4,13 +4,7 @@ import pandas as pd
 import pytest
 
 from pipeline.comparison import summary_table
-from pipeline.reports import EXAMPLE_CELL_CHARS, curves_table, headline_metrics, markdown_cell
-
-
-def test_example_cells_are_one_line_escaped_and_cut():
-    assert markdown_cell("a | b\nc") == "a \\| b c"
-    long = markdown_cell("word " * 200)
-    assert len(long) == EXAMPLE_CELL_CHARS and long.endswith("…")
+from pipeline.reports import curves_table, headline_metrics
 
 
 def test_curves_come_from_each_successful_cells_trainer_history(tmp_path, monkeypatch, caplog):

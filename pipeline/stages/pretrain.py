@@ -1,10 +1,12 @@
-"""Stage `pretrain@<name>`: pre-train a masked language model from scratch on the
-experiment's training texts, with the tokenizer of `train_tokenizer@<name>`.
+"""Stage `pretrain@<name>`: pre-train a language model from scratch (masked or causal LM,
+`pretraining.<name>.objective`) on the experiment's training texts, with the tokenizer of
+`train_tokenizer@<name>`.
 
 Writes pretrained/<name>/, a normal model folder (config, weights, tokenizer, training
 curves) that fine-tuning names as `source: local, path: pretrained/<name>`, and
-metrics/pretrain/<name>.json: the validation perplexity before and after. Only the
-training split is read for training; perplexity is measured on the validation split.
+metrics/pretrain/<name>.json: the validation perplexity before and after, and a unigram
+model's. Only the training split is read for training; perplexity is measured on the
+validation split.
 """
 
 from __future__ import annotations
@@ -43,9 +45,9 @@ def main() -> None:
             raise
     finish_run(params, run_id)
     write_json(pretrain_metrics_file(args.name), summary)
-    log.info("%s: validation perplexity %.1f -> %.1f in %.0f s", args.name,
-             summary["base_perplexity"], summary["final_perplexity"],
-             summary["train_seconds"])
+    log.info("%s: validation perplexity %.1f -> %.1f in %.0f s (unigram model: %.1f)",
+             args.name, summary["base_perplexity"], summary["final_perplexity"],
+             summary["train_seconds"], summary["unigram_perplexity"])
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def main() -> None:
                  model_cfg.tokenizer.algorithm)
         tokenizer = train_tokenizer(model_cfg.tokenizer,
                                     task.texts(load_split(params.dataset.name, "train")),
-                                    model_cfg.max_length)
+                                    model_cfg.max_length, task.tokenizer_marks_texts)
     tokenized = DatasetDict()
     truncated = {}
     for split in SPLITS:

@@ -1,6 +1,7 @@
 """Stage `train_tokenizer@<name>`: the tokenizer of a model pre-trained from scratch
 (`pretraining.<name>.tokenizer`: WordPiece or byte-level BPE, vocabulary size, minimum
-frequency, lowercasing, special tokens), learnt from the experiment's training split.
+frequency, lowercasing, special tokens, lossless), learnt from the experiment's training
+split. It marks texts with start and end tokens as its objective's models expect.
 
 Writes data/tokenizers/<name>/, which reloads with `AutoTokenizer.from_pretrained`.
 """
@@ -15,6 +16,7 @@ from pipeline.errors import run_cli
 from pipeline.experiment import load_experiment
 from pipeline.io import atomic_dir
 from pipeline.paths import trained_tokenizer_dir
+from pipeline.tasks import get_task
 from pipeline.tokenizer_training import train_tokenizer
 
 log = logging.getLogger("train_tokenizer")
@@ -28,7 +30,7 @@ def main() -> None:
     entry = params.pretraining_entry(args.name)
     tokenizer = train_tokenizer(entry.tokenizer,
                                 task.texts(load_split(params.dataset.name, "train")),
-                                entry.max_length)
+                                entry.max_length, get_task(entry.task).tokenizer_marks_texts)
     with atomic_dir(trained_tokenizer_dir(args.name)) as scratch:
         tokenizer.save_pretrained(scratch)
     log.info("%s: %s tokenizer with %d tokens", args.name, entry.tokenizer.algorithm,

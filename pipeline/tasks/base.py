@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from pipeline import markdown
 from pipeline.config import DatasetConfig, ModelConfig, TaskConfig
 from pipeline.errors import DataError
 
@@ -87,6 +88,9 @@ class TaskAdapter(ABC):
     pipeline_tag: str
     #: What the model card's usage example gives the model (Python source).
     usage_input: str = '"A warm, funny and moving film."'
+    #: A tokenizer trained for this task puts its start and end tokens around every text
+    #: (BERT's [CLS] ... [SEP], BART's <s> ... </s>); a causal LM's adds none.
+    tokenizer_marks_texts: bool = True
 
     @property
     def model_class(self) -> Any:
@@ -94,8 +98,13 @@ class TaskAdapter(ABC):
 
         return getattr(transformers, self.model_class_name)
 
-    def check_model(self, model: ModelConfig, where: str) -> None:
+    def check_model_config(self, model: ModelConfig, where: str) -> None:
         """Refuse model settings the task cannot work with, before any work. None by default."""
+        return None
+
+    def check_model(self, model: PreTrainedModel, where: str) -> None:
+        """Refuse a built network this task would score wrongly (`where` names its setting);
+        every model that loads with the task's Auto class is fine by default."""
         return None
 
     @abstractmethod
@@ -176,6 +185,12 @@ class TaskAdapter(ABC):
         table (as `prediction_table` writes it, read back from CSV) can rebuild exactly: what
         the report resamples for test-set intervals and paired tests, with no model rerun."""
         return {}
+
+    def examples_markdown(self, table: pd.DataFrame) -> list[str]:
+        """The first rows of a predictions table as Markdown lines (reports/examples.md): a
+        table, each cell on one line and cut short."""
+        return markdown.table(table.columns, ([markdown.cell(value) for value in row]
+                                              for row in table.itertuples(index=False)))
 
     @abstractmethod
     def format_prediction(self, result: dict[str, Any]) -> str:

@@ -278,7 +278,7 @@ class QuestionAnswering(TaskAdapter):
     peft_task_type = "QUESTION_ANS"
     peft_head_modules = ("qa_outputs",)
 
-    def check_model(self, model: ModelConfig, where: str) -> None:
+    def check_model_config(self, model: ModelConfig, where: str) -> None:
         stride = self.config.doc_stride
         if stride + MIN_WINDOW_OVERHEAD >= model.max_length:
             raise ConfigError(

@@ -225,7 +225,7 @@ def test_loss_equals_the_models_own_on_unpadded_windows(tokenizer):
 
 def test_doc_stride_too_large_is_refused_at_config_and_tokenize_time(tokenizer):
     with pytest.raises(ConfigError, match=r"task.doc_stride: 128 .* models.m.max_length 64"):
-        QuestionAnswering(TaskConfig("question_answering")).check_model(
+        QuestionAnswering(TaskConfig("question_answering")).check_model_config(
             ModelConfig(source="local", path=".", max_length=64), "models.m")
     frame = questions(("q9", "What is the name of the very long question here?", "Text.",
                        ["Text"], [0]))
