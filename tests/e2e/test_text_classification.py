@@ -96,7 +96,7 @@ def test_comparison_report_curves_and_plots_are_written(project):
     for name in ("base_vs_finetuned", "training_curves"):
         assert (project / f"reports/plots/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(path.name for path in (project / "reports/plots").iterdir()) == [
-        "base_vs_finetuned.png", "training_curves.png"]
+        "base_vs_finetuned.png", "test_intervals.png", "training_curves.png"]
 
 
 def test_snapshot_has_a_manifest_with_provenance(project):
@@ -264,9 +264,11 @@ def test_failed_cells_alone_are_retried_once_fixed(project):
     save_local_model(project / "local_model", corrupt=False)
     retried = run([sys.executable, "-m", "pipeline.retry_failed"], project)
     assert "retrying failed cells: broken-1, broken-2" in retried.stdout
+    # the repaired folder is what tokenize@broken watches: it reruns first, then the cells
     assert sorted(stages_run(retried.stdout)) == sorted(
-        f"{stage}@broken-{seed}" for stage in ("baseline_eval", "train", "final_eval")
-        for seed in (1, 2))
+        ["tokenize@broken", *(f"{stage}@broken-{seed}"
+                              for stage in ("baseline_eval", "train", "final_eval")
+                              for seed in (1, 2))])
     assert stages_run(run(["dvc", "repro"], project).stdout) == ["report"]
     results = pd.read_csv(project / "reports/results.csv")
     assert list(results["status"]) == ["success"] * 6
