@@ -31,7 +31,7 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check pipeline tests benchmarks
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 test-fast: $(STAMP)
 	$(BIN)/ruff check pipeline tests benchmarks

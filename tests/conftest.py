@@ -7,7 +7,7 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
-# `make test` runs two pytest-xdist workers on the machine's cores: each worker, and every
+# `make test` runs pytest-xdist workers (three) on the machine's cores: each worker, and every
 # process it starts (DVC stages, launchers), then computes on one thread instead of all of
 # them, which would oversubscribe the cores.
 if os.environ.get("PYTEST_XDIST_WORKER"):
