@@ -153,16 +153,24 @@ def test_hand_made_bleu_and_chrf_match_sacrebleu(hypotheses: list[str], referenc
         sacrebleu.corpus_chrf(hypotheses, [references]).score, abs=1e-9)
 
 
-def test_resampled_bleu_and_chrf_are_sacrebleu_on_the_resampled_segments() -> None:
-    hypotheses, references = translation_data(3)
+def assert_sacrebleu_on_resamples(hypotheses: list[str], references: list[str],
+                                  resamples) -> None:
+    """BLEU and chrF rebuilt from summed sentence statistics equal sacreBLEU's corpus scores
+    of each resample's own segments."""
     bleu, chrf = es.bleu(hypotheses, references), es.chrf(hypotheses, references)
-    for rows in draw_rows(len(hypotheses), np.random.default_rng(2)):
+    for rows in resamples:
         sampled_hypotheses, sampled_references = [hypotheses[i] for i in rows], [references[i] for i in rows]
         weights = counts(rows, len(hypotheses))
         assert bleu.resampled(weights) == pytest.approx(
             sacrebleu.corpus_bleu(sampled_hypotheses, [sampled_references]).score, abs=1e-9)
         assert chrf.resampled(weights) == pytest.approx(
             sacrebleu.corpus_chrf(sampled_hypotheses, [sampled_references]).score, abs=1e-9)
+
+
+def test_resampled_bleu_and_chrf_are_sacrebleu_on_the_resampled_segments() -> None:
+    hypotheses, references = translation_data(3)
+    assert_sacrebleu_on_resamples(hypotheses, references,
+                                  draw_rows(len(hypotheses), np.random.default_rng(2)))
 
 
 def test_resampled_bleu_and_chrf_on_short_segments() -> None:
@@ -170,14 +178,8 @@ def test_resampled_bleu_and_chrf_on_short_segments() -> None:
     rng = np.random.default_rng(5)
     references = [sentence(rng, 1, 5) for _ in range(12)]
     hypotheses = [sentence(rng, 1, 5) if i % 2 else " ".join(r.split()[:2]) for i, r in enumerate(references)]
-    bleu, chrf = es.bleu(hypotheses, references), es.chrf(hypotheses, references)
-    for rows in draw_rows(len(hypotheses), rng, resamples=20):
-        sampled_hypotheses, sampled_references = [hypotheses[i] for i in rows], [references[i] for i in rows]
-        weights = counts(rows, len(hypotheses))
-        assert bleu.resampled(weights) == pytest.approx(
-            sacrebleu.corpus_bleu(sampled_hypotheses, [sampled_references]).score, abs=1e-9)
-        assert chrf.resampled(weights) == pytest.approx(
-            sacrebleu.corpus_chrf(sampled_hypotheses, [sampled_references]).score, abs=1e-9)
+    assert_sacrebleu_on_resamples(hypotheses, references,
+                                  draw_rows(len(hypotheses), rng, resamples=20))
 
 
 def test_mean_score_ratio_and_perplexity() -> None:
