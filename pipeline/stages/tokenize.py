@@ -18,7 +18,7 @@ from pipeline.data import load_extra, load_split
 from pipeline.errors import ConfigError, run_cli
 from pipeline.experiment import load_experiment, read_manifest
 from pipeline.io import atomic_dir, write_json
-from pipeline.modeling import load_tokenizer, weights_identity
+from pipeline.model_files import load_tokenizer, weights_identity
 from pipeline.paths import tokenized_dir, tokenized_extra_dir
 from pipeline.tokenizer_training import train_tokenizer
 

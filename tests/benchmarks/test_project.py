@@ -30,9 +30,11 @@ def test_benchmark_config_keeps_only_the_benchmarked_model_or_all():
 
 def test_benchmark_config_anchors_a_relative_local_dataset_at_the_repository(tmp_path):
     text = ("models:\n  minilm: {path: a}\n"
-            "dataset: {source: local, path: ../shared/data/conll2003}\n")
-    anchored = benchmark_config(text, "minilm", repo=tmp_path / "repo")
-    assert f"path: {(tmp_path / 'shared/data/conll2003').resolve()}" in anchored
+            "dataset: {source: local, path: ../shared/data/conll2003, "
+            "watch: ../shared/data/conll2003}\n")
+    anchored = yaml.safe_load(benchmark_config(text, "minilm", repo=tmp_path / "repo"))
+    expected = str((tmp_path / "shared/data/conll2003").resolve())
+    assert anchored["dataset"]["path"] == anchored["dataset"]["watch"] == expected
 
 
 @pytest.mark.parametrize(("source", "path"), [("local", "/data/conll"),

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pipeline.config import ModelConfig, build
-from pipeline.modeling import model_folder
+from pipeline.model_files import model_folder
 from pipeline.sources import package_path
 from tests.e2e.project import make_project, run, stages_run
 

@@ -8,7 +8,8 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from pipeline.config import GenerationSettings, ModelConfig, TaskConfig, TokenizerTraining, build
 from pipeline.errors import ConfigError
-from pipeline.modeling import build_model, special_token_ids
+from pipeline.model_files import special_token_ids
+from pipeline.modeling import build_model
 from pipeline.tasks.causal_lm import CausalLanguageModeling, document_openings, parses_as_python
 from pipeline.tokenizer_training import train_tokenizer
 from tests.tasks.test_masked_lm import models_own_loss
