@@ -191,19 +191,14 @@ def test_upward_imports_are_named():
         "pipeline/data.py (foundation) imports pipeline.tracking from the library layer above it"]
 
 
-@pytest.mark.parametrize("module", TORCH_FREE)
-def test_modules_that_need_no_model_load_no_torch(module):
+@pytest.mark.parametrize(("module", "unwanted"),
+                         [*((module, HEAVY) for module in TORCH_FREE),
+                          *((module, MODEL_CODE) for module in MODEL_FREE)])
+def test_modules_load_only_the_libraries_they_need(module, unwanted):
+    """Those that need no model load no torch; those that read tokenizers only load no model
+    code."""
     check = (f"import sys, {module}; "
-             f"print([name for name in {HEAVY!r} if name in sys.modules])")
-    result = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True,
-                            text=True, check=True)
-    assert result.stdout.strip() == "[]", f"{module} imports {result.stdout.strip()}"
-
-
-@pytest.mark.parametrize("module", MODEL_FREE)
-def test_stages_that_build_no_model_load_no_model_code(module):
-    check = (f"import sys, {module}; "
-             f"print([name for name in {MODEL_CODE!r} if name in sys.modules])")
+             f"print([name for name in {unwanted!r} if name in sys.modules])")
     result = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True,
                             text=True, check=True)
     assert result.stdout.strip() == "[]", f"{module} imports {result.stdout.strip()}"
