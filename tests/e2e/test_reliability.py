@@ -146,7 +146,13 @@ def test_an_unwritable_mlflow_store_stops_training_in_one_line_and_a_rerun_recov
 
 
 def test_an_interrupted_training_ends_its_mlflow_run_as_killed(project):
-    """Run last: it runs the train stage outside DVC."""
+    """Run last: it runs the train stage outside DVC. The training is made long (it would
+    otherwise end within a second or two, and on a loaded machine before the signal came)."""
+    params = project / "params.yaml"
+    composed = params.read_text()
+    run([sys.executable, "-m", "pipeline.compose", "experiment=e2e_tiny",
+         "++models.tiny.train.epochs=1000", "++models.tiny.train.early_stopping_patience=null"],
+        project)
     stage = subprocess.Popen([sys.executable, "-m", "pipeline.stages.train", "--model", "tiny",
                               "--seed", "1"], cwd=project, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -157,6 +163,7 @@ def test_an_interrupted_training_ends_its_mlflow_run_as_killed(project):
     stage.send_signal(signal.SIGINT)
     assert stage.wait(timeout=120) != 0
     assert client_of(project).get_run(run_id).info.status == "KILLED"
+    params.write_text(composed)
 
 
 def test_no_run_is_left_running(project):
