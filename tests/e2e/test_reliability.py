@@ -146,15 +146,18 @@ def test_an_unwritable_mlflow_store_stops_training_in_one_line_and_a_rerun_recov
 
 
 def test_an_interrupted_training_ends_its_mlflow_run_as_killed(project):
-    """Run last: it runs the train stage outside DVC. The training is made long (it would
-    otherwise end within a second or two, and on a loaded machine before the signal came)."""
+    """Run last: it runs the train stage outside DVC. The training is made long, so that it
+    can only end early by the signal."""
     params = project / "params.yaml"
     composed = params.read_text()
     run([sys.executable, "-m", "pipeline.compose", "experiment=e2e_tiny",
          "++models.tiny.train.epochs=1000", "++models.tiny.train.early_stopping_patience=null"],
         project)
+    # Ctrl-C as in a terminal: a pytest-xdist worker may ignore SIGINT, and its children
+    # would inherit that and train on through the signal.
     stage = subprocess.Popen([sys.executable, "-m", "pipeline.stages.train", "--model", "tiny",
-                              "--seed", "1"], cwd=project, stderr=subprocess.PIPE, text=True)
+                              "--seed", "1"], cwd=project, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (project / "checkpoints/tiny-1/resume.json").is_file():
         assert stage.poll() is None and time.monotonic() < deadline, stage.stderr.read()
