@@ -98,10 +98,10 @@ def benchmark_config(text: str, model: str | None, repo: Path = REPO) -> str:
     if model is not None:
         data["models"] = {model: data["models"][model]}
     dataset = data.get("dataset", {})
-    for key in ("path", "watch"):
-        if dataset.get("source") == "local" and dataset.get(key) \
-                and not Path(dataset[key]).expanduser().is_absolute():
-            dataset[key] = str((repo / dataset[key]).resolve())
+    if dataset.get("source") == "local":
+        for key in ("path", "watch"):
+            if dataset.get(key) and not Path(dataset[key]).expanduser().is_absolute():
+                dataset[key] = str((repo / dataset[key]).resolve())
     return yaml.safe_dump(data, sort_keys=False)
 
 
