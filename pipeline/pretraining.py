@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from datasets import Dataset
-from transformers import AutoTokenizer, EarlyStoppingCallback, Trainer
+from transformers import AutoTokenizer, EarlyStoppingCallback
 
 from pipeline.config import Params, PretrainingConfig
 from pipeline.data import load_split, training_share
@@ -29,7 +29,7 @@ from pipeline.records import SUCCESS, curve_points
 from pipeline.tasks import TaskAdapter, get_task
 from pipeline.tasks.language_modeling import LanguageModeling
 from pipeline.tracking import log_artifacts, log_metrics
-from pipeline.training import training_arguments
+from pipeline.training import MeanLossTrainer, training_arguments
 
 log = logging.getLogger("pretrain")
 
@@ -82,14 +82,15 @@ def pretrain(params: Params, task: TaskAdapter, name: str, entry: PretrainingCon
     callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] \
         if cfg.early_stopping_patience else []
     shutil.rmtree(checkpoint_dir(f"pretrain-{name}"), ignore_errors=True)
-    trainer = Trainer(model=model,
-                      args=training_arguments(cfg, checkpoint_dir(f"pretrain-{name}"), entry.seed,
-                                              language_model, loss_only=True),
-                      train_dataset=training_share(blocks["train"], cfg.data_fraction,
-                                                   params.dataset.split_seed),
-                      eval_dataset=blocks["validation"],
-                      data_collator=language_model.collator(tokenizer),
-                      processing_class=tokenizer, callbacks=callbacks)
+    trainer = MeanLossTrainer(
+        model=model,
+        args=training_arguments(cfg, checkpoint_dir(f"pretrain-{name}"), entry.seed,
+                                language_model, loss_only=True),
+        train_dataset=training_share(blocks["train"], cfg.data_fraction,
+                                     params.dataset.split_seed),
+        eval_dataset=blocks["validation"],
+        data_collator=language_model.collator(tokenizer),
+        processing_class=tokenizer, callbacks=callbacks)
     started = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - started

@@ -84,6 +84,23 @@ def training_arguments(cfg: TrainConfig, output_dir: Path, seed: int, task: Task
     )
 
 
+class MeanLossTrainer(Trainer):
+    """A Trainer whose every loss, with or without gradient accumulation, is the mean over the
+    batch of one optimizer step. transformers' Trainer leaves the loss of a model whose
+    `forward` takes `**kwargs` (BERT's heads, DistilBERT's, ...) or of a `compute_loss_func`
+    undivided by the accumulation steps, trusting it to normalise by `num_items_in_batch`;
+    most heads ignore that count, so the gradient and the logged loss came out
+    `gradient_accumulation_steps` times too large. Here every model and loss returns its own
+    batch mean and Trainer divides it by the steps: one rule for all (at one accumulation
+    step, nothing changes)."""
+
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False
+
+
 def class_weighted_loss(manifest: dict[str, Any]) -> Callable[..., torch.Tensor]:
     """Cross-entropy weighted by inverse label frequency in the training split."""
     counts = torch.tensor([manifest["label_counts"]["train"][label]
@@ -196,7 +213,7 @@ def fit(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], resume: bool,
     callbacks = []
     if cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience))
-    trainer = Trainer(
+    trainer = MeanLossTrainer(
         model=model,
         args=training_arguments(cfg, checkpoint_dir(cell.name), cell.seed, cell.task,
                                 loss_only=compute_metrics is None, launched=launched),

@@ -98,3 +98,87 @@ def test_full_fine_tuning_trains_exactly_as_before_train_peft_existed(tmp_path, 
     assert all(torch.equal(mine[key], theirs[key]) for key in mine)
     assert [entry.get("loss") for entry in trainer.state.log_history] == [
         entry.get("loss") for entry in before.state.log_history]
+
+
+def one_sgd_step(model, data, batch: int, accumulation: int, tmp_path: Path,
+                 compute_loss_func=None) -> tuple[float, dict]:
+    """Train `model` one SGD step on `data` in order; return the logged loss and each
+    parameter's change."""
+    import torch
+    from transformers import TrainingArguments
+
+    from pipeline.training import MeanLossTrainer
+
+    before = {name: tensor.detach().clone() for name, tensor in model.named_parameters()}
+    args = TrainingArguments(output_dir=str(tmp_path / f"b{batch}"), max_steps=1, optim="sgd",
+                             per_device_train_batch_size=batch, learning_rate=0.1,
+                             gradient_accumulation_steps=accumulation, max_grad_norm=1e9,
+                             lr_scheduler_type="constant", train_sampling_strategy="sequential",
+                             save_strategy="no", report_to="none", use_cpu=True)
+    result = MeanLossTrainer(model=model, args=args, train_dataset=data,
+                             compute_loss_func=compute_loss_func).train()
+    with torch.no_grad():
+        change = {name: tensor - before[name] for name, tensor in model.named_parameters()}
+    return result.training_loss, change
+
+
+def tiny_classifier():
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    return BertForSequenceClassification(BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+
+
+def tiny_causal_lm():
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1,
+                                      n_head=2, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+
+
+@pytest.mark.parametrize("kind", ["classifier", "class_weighted_classifier", "causal_lm"])
+def test_gradient_accumulation_takes_the_step_and_logs_the_loss_of_one_whole_batch(kind,
+                                                                                  tmp_path):
+    """Batch 16 in one piece or as two accumulated halves: the same update and the same
+    logged loss, and that loss is the batch's mean cross-entropy computed here. transformers'
+    own Trainer doubles both at two steps for BERT's heads (a forward taking **kwargs) and for
+    a `compute_loss_func`, which is what MeanLossTrainer corrects."""
+    import torch
+    from datasets import Dataset
+
+    from pipeline.training import class_weighted_loss
+
+    ids = [[1, 5 + i % 7, 9 + i % 5, 2] for i in range(16)]
+    weighted = None
+    if kind == "causal_lm":
+        build, data = tiny_causal_lm, Dataset.from_dict({"input_ids": ids, "labels": ids})
+    else:  # every half of the batch holds 4 examples of each label
+        build = tiny_classifier
+        data = Dataset.from_dict({"input_ids": ids, "labels": [i % 2 for i in range(16)]})
+        if kind == "class_weighted_classifier":
+            weighted = class_weighted_loss({"labels": ["a", "b"],
+                                            "label_counts": {"train": {"a": 30, "b": 10}}})
+
+    whole_loss, whole_change = one_sgd_step(build(), data, 16, 1, tmp_path, weighted)
+    halves_loss, halves_change = one_sgd_step(build(), data, 8, 2, tmp_path, weighted)
+
+    model, batch = build(), torch.tensor(ids)
+    with torch.no_grad():
+        logits = model(input_ids=batch).logits
+    if kind == "causal_lm":
+        expected = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 50),
+                                                     batch[:, 1:].reshape(-1))
+    else:
+        weights = torch.tensor([40 / (2 * 30), 40 / (2 * 10)]) if weighted else None
+        expected = torch.nn.functional.cross_entropy(logits, torch.arange(16) % 2,
+                                                     weight=weights)
+    assert whole_loss == pytest.approx(expected.item(), rel=1e-5)
+    assert halves_loss == pytest.approx(expected.item(), rel=1e-5)
+    for name, change in whole_change.items():
+        assert torch.allclose(halves_change[name], change, rtol=1e-3, atol=1e-7), name
+    assert max(change.abs().max().item() for change in whole_change.values()) > 1e-4
