@@ -135,6 +135,7 @@ def run_pipeline(project: Path, params: Params, threads: int | None, metric: str
         raw_dir,
         tokenized_dir,
         train_metrics_file,
+        train_output_dir,
     )
 
     env = environment(threads)
@@ -159,6 +160,7 @@ def run_pipeline(project: Path, params: Params, threads: int | None, metric: str
     splits = {split: pd.read_parquet(project / raw_dir(params.dataset.name) / f"{split}.parquet")
               for split in ("train", "validation", "test")}
     network = get_task(params.task).model_class.from_pretrained(project / fine_tuned_model_dir(cell))
+    curves = read_json(project / train_output_dir(cell) / "curves.json")
     return Measurement(
         variant=PIPELINE, train_samples=round(len(train) * epochs),
         train_seconds=trained["train_seconds"], wall_seconds=wall,
@@ -169,7 +171,8 @@ def run_pipeline(project: Path, params: Params, threads: int | None, metric: str
                "trainer_samples_per_second": trained["train_samples_per_second"],
                "steps": trained["steps"], "max_length": params.model(model).max_length,
                "stage_seconds": stages,
-               "dvc_seconds": round(wall - sum(stages.values()), 2), "mlflow": mlflow})
+               "dvc_seconds": round(wall - sum(stages.values()), 2), "mlflow": mlflow},
+        validation_seconds=sum(entry["eval_runtime"] for entry in curves if "eval_runtime" in entry))
 
 
 # --- (b) the example script's recipe --------------------------------------------------------------

@@ -117,8 +117,20 @@ def test_results_table_lists_variants_in_a_fixed_order_with_their_figures():
     lines = results_table(results, matmul_flops_per_second=100e9).splitlines()
     assert [line.split("|")[1].strip() for line in lines[2:]] == [PIPELINE, RAW]
     pipeline = [cell.strip() for cell in lines[2].split("|")[1:-1]]
-    assert pipeline[1:6] == ["40.0", "10.0", "30.0", "0.8050", "512"]
+    assert pipeline[1:7] == ["40.0", "10.0", "10.0", "30.0", "0.8050", "512"]
     assert pipeline[-2:] == ["10.0", "0.10"]
+
+
+def test_flops_per_second_leave_the_validation_inside_training_out():
+    result = measurement(PIPELINE, 40.0, 0.8, gflops=60.0)  # 6e11 FLOPs in 10 s
+    result.validation_seconds = 2.5
+    assert result.step_seconds == 7.5
+    assert result.flops_per_second == pytest.approx(6e11 / 7.5, rel=1e-6)
+    assert result.samples_per_second == pytest.approx(40.0)  # the user waits for it all
+    row = [cell.strip() for cell in results_table({PIPELINE: result}, 100e9).splitlines()[2]
+           .split("|")[1:-1]]
+    assert row[2:4] == ["10.0", "7.5"]
+    assert row[-2:] == ["80.0", "0.80"]
 
 
 
