@@ -16,12 +16,17 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
 
 
+def longest_first(dataset: Dataset) -> np.ndarray:
+    """Row indices from the longest input to the shortest (ties in row order)."""
+    lengths = np.array([len(ids) for ids in dataset["input_ids"]])
+    return np.argsort(-lengths, kind="stable")
+
+
 def length_sorted_batches(dataset: Dataset, batch_size: int, columns: list[str],
                           desc: str) -> Iterator[tuple[np.ndarray, list[dict[str, Any]]]]:
     """(row indices, rows) in batches of similar length, longest first, so that padding
     stays small and the memory peak comes at once."""
-    lengths = np.array([len(ids) for ids in dataset["input_ids"]])
-    order = np.argsort(-lengths, kind="stable")
+    order = longest_first(dataset)
     for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
         indices = order[start:start + batch_size]
         yield indices, list(dataset.select(indices).select_columns(columns))

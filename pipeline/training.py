@@ -28,6 +28,7 @@ from pipeline.adapters import parameter_count, save_adapted, with_lora
 from pipeline.config import TrainConfig
 from pipeline.data import training_share
 from pipeline.errors import ConfigError
+from pipeline.evaluation import longest_first
 from pipeline.experiment import Cell, load_tokenized
 from pipeline.io import atomic_dir, read_json, write_json
 from pipeline.model_files import weights_identity
@@ -218,7 +219,9 @@ def fit(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], resume: bool,
         args=training_arguments(cfg, checkpoint_dir(cell.name), cell.seed, cell.task,
                                 loss_only=compute_metrics is None, launched=launched),
         train_dataset=train_split,
-        eval_dataset=splits["validation"],
+        # Trainer validates in dataset order, padding each batch to its longest: sorted, the
+        # batches pad little (the validation metrics do not depend on the order)
+        eval_dataset=splits["validation"].select(longest_first(splits["validation"])),
         data_collator=cell.task.collator(tokenizer),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,

@@ -4,7 +4,7 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
-from pipeline.evaluation import for_inference, predict_logits
+from pipeline.evaluation import for_inference, longest_first, predict_logits
 
 
 @pytest.fixture(scope="module")
@@ -31,3 +31,8 @@ def test_predict_logits_returns_rows_in_their_order_whatever_the_batching(classi
     one_by_one = np.concatenate([predict_logits(model, dataset.select([i]), collator, 1)
                                  for i in range(len(texts))])
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+
+
+def test_longest_first_orders_rows_by_input_length_keeping_ties_in_row_order():
+    dataset = Dataset.from_dict({"input_ids": [[1] * 3, [1] * 5, [1], [1] * 5, [1] * 2]})
+    assert longest_first(dataset).tolist() == [1, 3, 0, 4, 2]
