@@ -219,7 +219,8 @@ def fit(cell: Cell, cfg: TrainConfig, manifest: dict[str, Any], resume: bool,
         args=training_arguments(cfg, checkpoint_dir(cell.name), cell.seed, cell.task,
                                 loss_only=compute_metrics is None, launched=launched),
         train_dataset=train_split,
-        # Trainer validates in dataset order, padding each batch to its longest: sorted, the
+        # With train.group_by_length Trainer groups validation batches by length too; without
+        # it, it validates in dataset order, each batch padded to its longest: sorted, the
         # batches pad little (the validation metrics do not depend on the order)
         eval_dataset=splits["validation"].select(longest_first(splits["validation"])),
         data_collator=cell.task.collator(tokenizer),
