@@ -86,14 +86,14 @@ def training_arguments(cfg: TrainConfig, output_dir: Path, seed: int, task: Task
 
 
 class MeanLossTrainer(Trainer):
-    """A Trainer whose every loss, with or without gradient accumulation, is the mean over the
-    batch of one optimizer step. transformers' Trainer leaves the loss of a model whose
-    `forward` takes `**kwargs` (BERT's heads, DistilBERT's, ...) or of a `compute_loss_func`
-    undivided by the accumulation steps, trusting it to normalise by `num_items_in_batch`;
-    most heads ignore that count, so the gradient and the logged loss came out
-    `gradient_accumulation_steps` times too large. Here every model and loss returns its own
-    batch mean and Trainer divides it by the steps: one rule for all (at one accumulation
-    step, nothing changes)."""
+    """A Trainer whose loss under gradient accumulation is the mean of the accumulated
+    batches' losses, each its batch's mean. transformers' Trainer leaves the loss of a model
+    whose `forward` takes `**kwargs` (BERT's heads, EncoderDecoder, ...) or of a
+    `compute_loss_func` undivided by the accumulation steps, trusting it to normalise by
+    `num_items_in_batch`; most heads ignore that count, so the gradient and the logged loss
+    came out `gradient_accumulation_steps` times too large. Here every model and loss returns
+    its own batch mean and Trainer divides by the steps: one rule for all (at one
+    accumulation step, nothing changes)."""
 
     loss_is_scaled_for_ga = False
 
