@@ -199,7 +199,8 @@ def results_table(results: dict[str, Measurement], matmul_flops_per_second: floa
         share = (f"{result.flops_per_second / matmul_flops_per_second:.2f}"
                  if matmul_flops_per_second else "-")
         rows.append([variant, f"{result.samples_per_second:.1f}", f"{result.train_seconds:.1f}",
-                     f"{result.step_seconds:.1f}", f"{result.wall_seconds:.1f}", f"{result.test_score:.4f}",
+                     f"{result.step_seconds:.1f}", f"{result.wall_seconds:.1f}",
+                     f"{result.test_score:.4f}",
                      f"{result.peak_rss_bytes / MIB:.0f}", str(result.real_tokens),
                      f"{result.flops_per_second / 1e9:.1f}", share])
     return markdown_table(headers, rows)

@@ -172,7 +172,8 @@ def run_pipeline(project: Path, params: Params, threads: int | None, metric: str
                "steps": trained["steps"], "max_length": params.model(model).max_length,
                "stage_seconds": stages,
                "dvc_seconds": round(wall - sum(stages.values()), 2), "mlflow": mlflow},
-        validation_seconds=sum(entry["eval_runtime"] for entry in curves if "eval_runtime" in entry))
+        validation_seconds=sum(entry["eval_runtime"] for entry in curves
+                               if "eval_runtime" in entry))
 
 
 # --- (b) the example script's recipe --------------------------------------------------------------

