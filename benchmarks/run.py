@@ -7,6 +7,8 @@ BENCHMARK is one of
 - generation: seq2seq generation at evaluation, Multi30k en-fr, see benchmarks/generation.py;
 - sweep_cost: the work a 2-model x 3-seed experiment repeats that a cache could skip, see
   benchmarks/sweep_cost.py;
+- seq2seq_training: BERT2BERT fine-tuning on Multi30k en-fr, see benchmarks/seq2seq_training.py
+  (not in `all`: at the preset's size each of its variants trains for about 45 minutes);
 - all: the first three, one after the other, each with its own default size (options other than
   --threads, --seed, --workdir and --keep are refused, as their meaning differs).
 
@@ -23,7 +25,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make this checkout's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-BENCHMARKS = ("text_classification", "token_classification", "generation", "sweep_cost")
+BENCHMARKS = ("text_classification", "token_classification", "generation", "sweep_cost",
+              "seq2seq_training")
 COMPARISONS = BENCHMARKS[:3]  # `all`: the pipeline against the example recipe and a raw loop
 DEFAULT = "text_classification"
 #: Options that mean the same in every benchmark, so `all` passes them on.

@@ -52,6 +52,7 @@ class Benchmark:
     metric: str  # the final_eval figure that is the test score
     example_shape: str  # how the example recipe pads, for the setup line
     description: str
+    model: str = "minilm"  # the experiment's model that runs unless --model names another
 
 
 TEXT_CLASSIFICATION_BENCHMARK = Benchmark(
@@ -69,7 +70,8 @@ def parse_args(argv: list[str] | None = None,
     size.add_argument("--test-rows", type=int, default=None, help="cap")
     size.add_argument("--epochs", type=float, default=None, help="training epochs")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--model", default="minilm", help="a model of the experiment")
+    parser.add_argument("--model", default=benchmark.model,
+                        help=f"a model of the experiment (default: {benchmark.model})")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="a further Hydra override for every variant, e.g. train.batch_size=16")
     parser.add_argument("--variants", default=",".join(ALL),

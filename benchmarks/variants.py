@@ -232,11 +232,12 @@ def train_as_the_example(trainer: Any) -> tuple[Any, float]:
     return result, seconds
 
 
-def example_arguments(cfg: TrainConfig, output: Path, seed: int) -> Any:
-    """TrainingArguments at their defaults but for the settings all variants share."""
-    from transformers import TrainingArguments
+def example_arguments(cfg: TrainConfig, output: Path, seed: int, seq2seq: bool = False) -> Any:
+    """TrainingArguments at their defaults but for the settings all variants share
+    (`seq2seq`: Seq2SeqTrainingArguments, as run_translation.py builds)."""
+    from transformers import Seq2SeqTrainingArguments, TrainingArguments
 
-    return TrainingArguments(
+    return (Seq2SeqTrainingArguments if seq2seq else TrainingArguments)(
         output_dir=str(output), seed=seed, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=EXAMPLE_EVAL_BATCH,
         learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup,
@@ -388,7 +389,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("variant", choices=[PIPELINE, EXAMPLE, RAW, MATMUL_VARIANT])
     parser.add_argument("--benchmark", default=TEXT_CLASSIFICATION,
-                        choices=[TEXT_CLASSIFICATION, "token_classification", "generation"])
+                        choices=[TEXT_CLASSIFICATION, "token_classification", "generation",
+                                 "seq2seq_training"])
     parser.add_argument("--project", type=Path, required=True, help="the throw-away project")
     parser.add_argument("--out", type=Path, required=True, help="where to write the result JSON")
     parser.add_argument("--launched-at", type=float, required=True,
