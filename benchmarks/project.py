@@ -74,8 +74,9 @@ def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Comple
 
 def overrides(experiment: str, train_rows: int | None, validation_rows: int | None,
               test_rows: int | None, epochs: float | None, seeds: list[int],
-              extra: list[str]) -> list[str]:
-    """Hydra overrides of an experiment preset (conf/experiment/) for a benchmark."""
+              extra: list[str], model: str | None = None) -> list[str]:
+    """Hydra overrides of an experiment preset (conf/experiment/) for a benchmark. `epochs`
+    also goes to `model`'s own training settings, where a preset's value would win."""
     chosen = [f"experiment={experiment}", f"seeds=[{','.join(map(str, seeds))}]"]
     for split, rows in (("train", train_rows), ("validation", validation_rows),
                         ("test", test_rows)):
@@ -83,6 +84,8 @@ def overrides(experiment: str, train_rows: int | None, validation_rows: int | No
             chosen.append(f"dataset.max_rows.{split}={rows}")
     if epochs is not None:
         chosen.append(f"train.epochs={epochs}")
+        if model is not None:
+            chosen.append(f"++models.{model}.train.epochs={epochs}")
     return chosen + extra
 
 

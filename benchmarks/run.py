@@ -9,6 +9,8 @@ BENCHMARK is one of
   benchmarks/sweep_cost.py;
 - seq2seq_training: BERT2BERT fine-tuning on Multi30k en-fr, see benchmarks/seq2seq_training.py
   (not in `all`: at the preset's size each of its variants trains for about 45 minutes);
+- training_step: MiniLM's training step against candidate speed-ups (padding to a multiple of
+  8, torch.compile), paired step by step, see benchmarks/training_step.py (after `make repro`);
 - all: the first three, one after the other, each with its own default size (options other than
   --threads, --seed, --workdir and --keep are refused, as their meaning differs).
 
@@ -26,7 +28,7 @@ if __package__ in (None, ""):  # run as a file: make this checkout's packages im
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 BENCHMARKS = ("text_classification", "token_classification", "generation", "sweep_cost",
-              "seq2seq_training")
+              "seq2seq_training", "training_step")
 COMPARISONS = BENCHMARKS[:3]  # `all`: the pipeline against the example recipe and a raw loop
 DEFAULT = "text_classification"
 #: Options that mean the same in every benchmark, so `all` passes them on.

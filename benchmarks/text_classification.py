@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None,
         project.mkdir()
         make_project(project, overrides(benchmark.experiment, args.train_rows,
                                         args.validation_rows, args.test_rows, args.epochs,
-                                        [args.seed], args.override), args.model, env)
+                                        [args.seed], args.override, args.model),
+                     args.model, env)
         results: dict[str, Measurement] = {}
         matmul = None
         for variant in args.variants:

@@ -9,7 +9,14 @@ import pytest
 import yaml
 
 from benchmarks import stage_clock
-from benchmarks.project import STAGE_LOG, benchmark_config, clocked, overrides, stage_seconds
+from benchmarks.project import (
+    STAGE_LOG,
+    benchmark_config,
+    clocked,
+    overrides,
+    stage_seconds,
+    write_params,
+)
 
 
 def test_overrides_cut_the_experiment_to_the_asked_size():
@@ -18,6 +25,21 @@ def test_overrides_cut_the_experiment_to_the_asked_size():
         "dataset.max_rows.test=128", "train.epochs=0.5", "train.batch_size=16"]
     assert overrides("conll2003", None, None, None, None, [1, 2], []) == [
         "experiment=conll2003", "seeds=[1,2]"]
+
+
+def test_epochs_win_over_the_epochs_a_preset_gives_its_model(tmp_path):
+    """multi30k_en_fr trains minilm2minilm for 4 epochs whatever `train.epochs` says."""
+    from pipeline.config import load_params
+
+    for model, epochs in (("minilm2minilm", 2.0), ("bart_scratch", 0.5)):
+        params = load_params(write_params(
+            tmp_path, overrides("multi30k_en_fr", None, None, None, epochs, [1], [], model),
+            model))
+        assert params.model(model).training(params.train).epochs == epochs
+    params = load_params(write_params(tmp_path, overrides("multi30k_en_fr", None, None, None,
+                                                          None, [1], [], "bart_scratch"),
+                                      "bart_scratch"))
+    assert params.model("bart_scratch").training(params.train).epochs == 6
 
 
 def test_benchmark_config_keeps_only_the_benchmarked_model_or_all():
