@@ -177,6 +177,17 @@ def run_pipeline(params: Params, launched_at: float) -> GenerationMeasurement:
 
 # --- (b) the example script's recipe --------------------------------------------------------------
 
+def example_encoding(task: Any, tokenizer: Any, frame: Any) -> dict[str, list]:
+    """run_translation.py's tokenization: the prefixed sources up to 1,024 tokens, the targets
+    (the labels) up to 128."""
+    encoded = tokenizer(task.prefixed(list(frame[SOURCE])), max_length=EXAMPLE_MAX_SOURCE_LENGTH,
+                        truncation=True)
+    encoded["labels"] = tokenizer(text_target=list(frame[TARGET]),
+                                  max_length=EXAMPLE_MAX_TARGET_LENGTH,
+                                  truncation=True)["input_ids"]
+    return dict(encoded)
+
+
 def run_example(params: Params, launched_at: float) -> GenerationMeasurement:
     """run_translation.py's prediction: Seq2SeqTrainer.predict with generation, batch 8."""
     import numpy as np
@@ -184,12 +195,7 @@ def run_example(params: Params, launched_at: float) -> GenerationMeasurement:
     from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
     task, _, _, tokenizer, model, splits = untuned(params)
-    test = splits["test"]
-    encoded = tokenizer(task.prefixed(list(test[SOURCE])), max_length=EXAMPLE_MAX_SOURCE_LENGTH,
-                        truncation=True)
-    encoded["labels"] = tokenizer(text_target=list(test[TARGET]),
-                                  max_length=EXAMPLE_MAX_TARGET_LENGTH,
-                                  truncation=True)["input_ids"]
+    encoded = example_encoding(task, tokenizer, splits["test"])
     seed = only_model(params)[1]
     with tempfile.TemporaryDirectory(prefix="example-recipe-") as output:
         arguments = Seq2SeqTrainingArguments(
@@ -198,7 +204,7 @@ def run_example(params: Params, launched_at: float) -> GenerationMeasurement:
         trainer = Seq2SeqTrainer(model=model, args=arguments, processing_class=tokenizer,
                                  data_collator=DataCollatorForSeq2Seq(tokenizer, model=model))
         started = time.perf_counter()
-        predicted = trainer.predict(Dataset.from_dict(dict(encoded)),
+        predicted = trainer.predict(Dataset.from_dict(encoded),
                                     **params.task.generation.as_kwargs())
         ids = np.where(predicted.predictions != -100, predicted.predictions,
                        tokenizer.pad_token_id)

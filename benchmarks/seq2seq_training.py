@@ -31,7 +31,11 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks.generation import EXAMPLE_MAX_SOURCE_LENGTH, EXAMPLE_MAX_TARGET_LENGTH
+from benchmarks.generation import (
+    EXAMPLE_MAX_SOURCE_LENGTH,
+    EXAMPLE_MAX_TARGET_LENGTH,
+    example_encoding,
+)
 from benchmarks.report import EXAMPLE, PIPELINE, RAW, Measurement
 from benchmarks.text_classification import Benchmark
 from benchmarks.text_classification import main as run_benchmark
@@ -51,7 +55,7 @@ from benchmarks.variants import (
 )
 from pipeline.config import Params
 from pipeline.tasks import TaskAdapter, get_task
-from pipeline.tasks.seq2seq import REFERENCE, SOURCE, TARGET
+from pipeline.tasks.seq2seq import REFERENCE
 
 METRIC = "bleu"
 BENCHMARK = Benchmark("seq2seq_training", "multi30k_en_fr", METRIC,
@@ -121,13 +125,7 @@ def run_example(params: Params, launched_at: float) -> Measurement:
     from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer
 
     task, _, model_cfg, cfg, tokenizer, model, splits = starting_point(params)
-    frame = splits["train"]
-    encoded = tokenizer(task.prefixed(list(frame[SOURCE])), max_length=EXAMPLE_MAX_SOURCE_LENGTH,
-                        truncation=True)
-    encoded["labels"] = tokenizer(text_target=list(frame[TARGET]),
-                                  max_length=EXAMPLE_MAX_TARGET_LENGTH,
-                                  truncation=True)["input_ids"]
-    train = Dataset.from_dict(dict(encoded))
+    train = Dataset.from_dict(example_encoding(task, tokenizer, splits["train"]))
     seed = only_model(params)[1]
     with tempfile.TemporaryDirectory(prefix="example-recipe-") as output:
         trainer = Seq2SeqTrainer(
