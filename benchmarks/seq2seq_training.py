@@ -71,10 +71,10 @@ def runners() -> dict[str, Runner]:
             RAW: lambda params, args: run_raw(params, args.launched_at).to_json()}
 
 
-def starting_point(params: Params) -> tuple[TaskAdapter, str, Any, Any, Any, Any,
+def starting_point(params: Params) -> tuple[TaskAdapter, Any, Any, Any, Any,
                                             dict[str, pd.DataFrame]]:
-    """What every variant starts from: the task, the model's name, its config and training
-    settings, tokenizer and warm-started network (as the train stage builds it), and the rows."""
+    """What every variant starts from: the task, the model's config and training settings,
+    tokenizer and warm-started network (as the train stage builds it), and the rows."""
     from pipeline.model_files import load_tokenizer
     from pipeline.modeling import build_model
 
@@ -85,8 +85,7 @@ def starting_point(params: Params) -> tuple[TaskAdapter, str, Any, Any, Any, Any
     tokenizer = load_tokenizer(model_cfg, f"models.{model_name}")
     model = build_model(task, model_cfg, {"labels": labels}, tokenizer, seed,
                         f"models.{model_name}")
-    return (task, model_name, model_cfg, model_cfg.training(params.train), tokenizer, model,
-            splits)
+    return task, model_cfg, model_cfg.training(params.train), tokenizer, model, splits
 
 
 def tokenized(task: TaskAdapter, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
@@ -98,7 +97,7 @@ def tokenized(task: TaskAdapter, frame: pd.DataFrame, tokenizer: Any, max_length
 
 
 def scores_on_test(task: TaskAdapter, model: Any, tokenizer: Any, test: Any,
-                batch_size: int) -> dict[str, float]:
+                   batch_size: int) -> dict[str, float]:
     """The adapter's `evaluate`, as final_eval calls it: BLEU, chrF and the test loss."""
     scalars, _, _ = task.evaluate(model.eval(), tokenizer, test, {"labels": []}, batch_size,
                                   "test")
@@ -124,7 +123,7 @@ def run_example(params: Params, launched_at: float) -> Measurement:
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer
 
-    task, _, model_cfg, cfg, tokenizer, model, splits = starting_point(params)
+    task, model_cfg, cfg, tokenizer, model, splits = starting_point(params)
     train = Dataset.from_dict(example_encoding(task, tokenizer, splits["train"]))
     seed = only_model(params)[1]
     with tempfile.TemporaryDirectory(prefix="example-recipe-") as output:
@@ -146,7 +145,7 @@ def run_example(params: Params, launched_at: float) -> Measurement:
 def run_raw(params: Params, launched_at: float) -> Measurement:
     """The pipeline's tokenization and collator, random batches, AdamW, the same schedule;
     no evaluation during training."""
-    task, _, model_cfg, cfg, tokenizer, model, splits = starting_point(params)
+    task, model_cfg, cfg, tokenizer, model, splits = starting_point(params)
     if cfg.gradient_accumulation_steps != 1:
         raise ValueError("the raw loop has no gradient accumulation; set it to 1")
     train = tokenized(task, splits["train"], tokenizer, model_cfg.max_length)

@@ -84,8 +84,9 @@ def make_variant(name: str, params: Params, tokenizer: Any, seed: int) -> StepVa
 
     model = build_model(get_task(params.task), params.model(MODEL), read_manifest(params),
                         tokenizer, seed, f"models.{MODEL}").train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.train.learning_rate,
-                                  weight_decay=params.train.weight_decay, fused=True)
+    cfg = params.model(MODEL).training(params.train)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate,
+                                  weight_decay=cfg.weight_decay, fused=True)
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if name == "pad8" else None)
     if name == "compile":
         model = torch.compile(model, dynamic=True)
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     columns = [name for name in ("input_ids", "attention_mask", "token_type_ids", "labels")
                if name in splits["train"].column_names]
     rows = list(splits["train"].select_columns(columns))
-    batches = grouped_batches(rows, 32, args.seed)
+    batch_size = params.model(MODEL).training(params.train).batch_size
+    batches = grouped_batches(rows, batch_size, args.seed)
     warmup, timed = batches[:args.warmup_steps], batches[args.warmup_steps:][:args.steps]
     variants = [make_variant(name, params, tokenizer, args.seed) for name in args.variants]
     for variant in variants:
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         for variant in variants:
             variant.seconds.append(step(variant, [rows[i] for i in batch]))
     base = sum(variants[0].seconds)
-    print(f"{len(timed)} steps of batch 32 per variant, {threads} threads, taking turns\n")
+    print(f"{len(timed)} steps of batch {batch_size} per variant, {threads} threads, taking turns\n")
     print(markdown_table(
         ["variant", f"first {len(warmup)} steps s", "steps s", "ms/step", "computed tokens",
          f"time / {variants[0].name}"],
