@@ -58,15 +58,15 @@ from benchmarks.report import (
 from benchmarks.text_classification import launch, same_rows
 from benchmarks.variants import (
     Runner,
+    adapter_tokenized,
     apply_threads,
     device,
-    load_rows,
     only_model,
     peak_rss_bytes,
     rows_digest,
+    starting_point,
 )
 from pipeline.config import Params
-from pipeline.tasks import get_task
 from pipeline.tasks.seq2seq import SOURCE, TARGET
 
 NAME, EXPERIMENT = "generation", "multi30k_en_fr"
@@ -110,19 +110,12 @@ def untuned(params: Params) -> tuple[Any, str, Any, Any, Any, dict[str, Any]]:
     """What every variant starts from: the task, the model's name, its config, tokenizer and
     untuned network (as baseline_eval builds it, left where it loads: on the CPU), and the
     rows."""
-    from pipeline.model_files import load_tokenizer
-    from pipeline.modeling import build_model
-
-    task = get_task(params.task)
-    model_name, seed = only_model(params)
+    model_name = only_model(params)[0]
     model_cfg = params.model(model_name)
     if model_cfg.tokenizer is not None or not model_cfg.pretrained:
         raise ValueError(f"models.{model_name}: the generation benchmark needs a pretrained "
                          "model with its own tokenizer (its baseline is what it times)")
-    splits, labels = load_rows(params, task)
-    tokenizer = load_tokenizer(model_cfg, f"models.{model_name}")
-    model = build_model(task, model_cfg, {"labels": labels}, tokenizer, seed,
-                        f"models.{model_name}")
+    task, _, _, tokenizer, model, splits = starting_point(params)
     return task, model_name, model_cfg, tokenizer, model.eval(), splits
 
 
@@ -145,13 +138,11 @@ def measured(variant: str, task: Any, tokenizer: Any, splits: dict[str, Any],
 def run_pipeline(params: Params, launched_at: float) -> GenerationMeasurement:
     """The adapter's `evaluate` on the test split as the tokenize stage writes it; the seconds
     of its generation alone (`generate_texts`, which it calls) are kept beside."""
-    from datasets import Dataset
-
     from pipeline.tasks import seq2seq
 
     task, model_name, model_cfg, tokenizer, model, splits = untuned(params)
-    test = task.tokenize(Dataset.from_pandas(splits["test"], preserve_index=False), tokenizer,
-                         model_cfg.max_length, {"labels": []}, training=False)
+    test = adapter_tokenized(task, splits["test"], tokenizer, model_cfg.max_length, [],
+                             training=False)
     batch_size = params.model(model_name).training(params.train).eval_batch_size
     generating = {"seconds": 0.0}
     generate_texts = seq2seq.generate_texts

@@ -41,20 +41,21 @@ from benchmarks.text_classification import Benchmark
 from benchmarks.text_classification import main as run_benchmark
 from benchmarks.variants import (
     Runner,
+    adapter_tokenized,
     apply_threads,
     device,
     example_arguments,
-    load_rows,
     non_embedding_params,
     only_model,
     peak_rss_bytes,
     rows_digest,
     run_pipeline,
+    starting_point,
     train_as_the_example,
     train_loop,
 )
 from pipeline.config import Params
-from pipeline.tasks import TaskAdapter, get_task
+from pipeline.tasks import TaskAdapter
 from pipeline.tasks.seq2seq import REFERENCE
 
 METRIC = "bleu"
@@ -71,35 +72,12 @@ def runners() -> dict[str, Runner]:
             RAW: lambda params, args: run_raw(params, args.launched_at).to_json()}
 
 
-def starting_point(params: Params) -> tuple[TaskAdapter, Any, Any, Any, Any,
-                                            dict[str, pd.DataFrame]]:
-    """What every variant starts from: the task, the model's config and training settings,
-    tokenizer and warm-started network (as the train stage builds it), and the rows."""
-    from pipeline.model_files import load_tokenizer
-    from pipeline.modeling import build_model
-
-    task = get_task(params.task)
-    model_name, seed = only_model(params)
-    model_cfg = params.model(model_name)
-    splits, labels = load_rows(params, task)
-    tokenizer = load_tokenizer(model_cfg, f"models.{model_name}")
-    model = build_model(task, model_cfg, {"labels": labels}, tokenizer, seed,
-                        f"models.{model_name}")
-    return task, model_cfg, model_cfg.training(params.train), tokenizer, model, splits
-
-
-def tokenized(task: TaskAdapter, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
-    """A split as the tokenize stage writes it (sources, labels and the references)."""
-    from datasets import Dataset
-
-    return task.tokenize(Dataset.from_pandas(frame, preserve_index=False), tokenizer,
-                         max_length, {"labels": []}, training=False)
-
-
-def scores_on_test(task: TaskAdapter, model: Any, tokenizer: Any, test: Any,
-                   batch_size: int) -> dict[str, float]:
-    """The adapter's `evaluate`, as final_eval calls it: BLEU, chrF and the test loss."""
-    scalars, _, _ = task.evaluate(model.eval(), tokenizer, test, {"labels": []}, batch_size,
+def scores_on_test(task: TaskAdapter, model: Any, tokenizer: Any, test: pd.DataFrame,
+                   max_length: int, batch_size: int) -> dict[str, float]:
+    """The adapter's `evaluate` on the test rows as the tokenize stage writes them, as
+    final_eval calls it: BLEU, chrF and the test loss."""
+    encoded = adapter_tokenized(task, test, tokenizer, max_length, [], training=False)
+    scalars, _, _ = task.evaluate(model.eval(), tokenizer, encoded, {"labels": []}, batch_size,
                                   "test")
     return scalars
 
@@ -123,7 +101,8 @@ def run_example(params: Params, launched_at: float) -> Measurement:
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer
 
-    task, model_cfg, cfg, tokenizer, model, splits = starting_point(params)
+    task, _, model_cfg, tokenizer, model, splits = starting_point(params)
+    cfg = model_cfg.training(params.train)
     train = Dataset.from_dict(example_encoding(task, tokenizer, splits["train"]))
     seed = only_model(params)[1]
     with tempfile.TemporaryDirectory(prefix="example-recipe-") as output:
@@ -133,9 +112,9 @@ def run_example(params: Params, launched_at: float) -> Measurement:
             data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100))
         result, train_seconds = train_as_the_example(trainer)
     epochs = result.metrics.get("epoch", cfg.epochs)
-    test = tokenized(task, splits["test"], tokenizer, model_cfg.max_length)
     return measured(EXAMPLE, round(len(train) * epochs), train_seconds, launched_at,
-                    scores_on_test(task, model, tokenizer, test, cfg.eval_batch_size), model,
+                    scores_on_test(task, model, tokenizer, splits["test"], model_cfg.max_length,
+                                   cfg.eval_batch_size), model,
                     round(sum(map(sum, train["attention_mask"])) * epochs), splits,
                     {"steps": result.global_step, "max_length": EXAMPLE_MAX_SOURCE_LENGTH})
 
@@ -145,19 +124,21 @@ def run_example(params: Params, launched_at: float) -> Measurement:
 def run_raw(params: Params, launched_at: float) -> Measurement:
     """The pipeline's tokenization and collator, random batches, AdamW, the same schedule;
     no evaluation during training."""
-    task, model_cfg, cfg, tokenizer, model, splits = starting_point(params)
+    task, _, model_cfg, tokenizer, model, splits = starting_point(params)
+    cfg = model_cfg.training(params.train)
     if cfg.gradient_accumulation_steps != 1:
         raise ValueError("the raw loop has no gradient accumulation; set it to 1")
-    train = tokenized(task, splits["train"], tokenizer, model_cfg.max_length)
+    train = adapter_tokenized(task, splits["train"], tokenizer, model_cfg.max_length, [],
+                              training=False)
     rows = list(train.remove_columns(REFERENCE))
     model = model.to(device())
     started = time.perf_counter()
     samples, tokens = train_loop(model, rows, task.collator(tokenizer), cfg,
                                  only_model(params)[1])
     train_seconds = time.perf_counter() - started
-    test = tokenized(task, splits["test"], tokenizer, model_cfg.max_length)
     return measured(RAW, samples, train_seconds, launched_at,
-                    scores_on_test(task, model, tokenizer, test, cfg.eval_batch_size), model, tokens,
+                    scores_on_test(task, model, tokenizer, splits["test"], model_cfg.max_length,
+                                   cfg.eval_batch_size), model, tokens,
                     splits, {"max_length": model_cfg.max_length})
 
 

@@ -24,13 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from benchmarks.report import EXAMPLE, PIPELINE, RAW, Measurement
 from benchmarks.text_classification import Benchmark
 from benchmarks.text_classification import main as run_benchmark
 from benchmarks.variants import (
     Runner,
+    adapter_tokenized,
     apply_threads,
     device,
     example_arguments,
@@ -59,15 +58,6 @@ def runners() -> dict[str, Runner]:
             RAW: lambda params, args: run_raw(params, args.launched_at).to_json()}
 
 
-def tokenized(task: TaskAdapter, frame: pd.DataFrame, tokenizer: Any, max_length: int,
-              labels: list[str], training: bool) -> Any:
-    """A split as the task adapter tokenizes it: words to subwords, tags on first subwords."""
-    from datasets import Dataset
-
-    return task.tokenize(Dataset.from_pandas(frame, preserve_index=False), tokenizer,
-                         max_length, {"labels": labels}, training=training)
-
-
 def f1(task: TaskAdapter, logits: Any, labels: Any, names: list[str]) -> float:
     """seqeval entity F1, as the pipeline's final_eval computes it."""
     return task.metrics(logits, labels, {"labels": names})[0][METRIC]
@@ -92,7 +82,7 @@ def run_example(params: Params, launched_at: float) -> Measurement:
     limit = tokenizer.model_max_length
     # training=False: later subwords are ignored (-100) whatever task.label_all_subwords says,
     # as run_ner.py does with label_all_tokens False.
-    train, test = (tokenized(task, splits[split], tokenizer, limit, labels, training=False)
+    train, test = (adapter_tokenized(task, splits[split], tokenizer, limit, labels, training=False)
                    for split in ("train", "test"))
     model = build_model(task, model_cfg, {"labels": labels}, tokenizer, seed,
                         f"models.{model_name}")
@@ -130,8 +120,8 @@ def run_raw(params: Params, launched_at: float) -> Measurement:
         raise ValueError("the raw loop has no gradient accumulation; set it to 1")
     splits, labels = load_rows(params, task)
     tokenizer = load_tokenizer(model_cfg, f"models.{model_name}")
-    train, test = (list(tokenized(task, splits[split], tokenizer, model_cfg.max_length, labels,
-                                  training=split == "train"))
+    train, test = (list(adapter_tokenized(task, splits[split], tokenizer, model_cfg.max_length,
+                                          labels, training=split == "train"))
                    for split in ("train", "test"))
     model = build_model(task, model_cfg, {"labels": labels}, tokenizer, seed,
                         f"models.{model_name}").to(device())

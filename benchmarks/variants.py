@@ -111,6 +111,32 @@ def only_model(params: Params) -> tuple[str, int]:
     return model, seed
 
 
+def starting_point(params: Params) -> tuple[TaskAdapter, str, Any, Any, Any,
+                                            dict[str, pd.DataFrame]]:
+    """The task, the model's name and config, its tokenizer and network (as the train and
+    baseline_eval stages build it, seeded head included) and the rows."""
+    from pipeline.model_files import load_tokenizer
+    from pipeline.modeling import build_model
+
+    task = get_task(params.task)
+    model_name, seed = only_model(params)
+    model_cfg = params.model(model_name)
+    splits, labels = load_rows(params, task)
+    tokenizer = load_tokenizer(model_cfg, f"models.{model_name}")
+    model = build_model(task, model_cfg, {"labels": labels}, tokenizer, seed,
+                        f"models.{model_name}")
+    return task, model_name, model_cfg, tokenizer, model, splits
+
+
+def adapter_tokenized(task: TaskAdapter, frame: pd.DataFrame, tokenizer: Any, max_length: int,
+                      labels: list[str], training: bool) -> Any:
+    """A split as the tokenize stage writes it, by the task adapter's own `tokenize`."""
+    from datasets import Dataset
+
+    return task.tokenize(Dataset.from_pandas(frame, preserve_index=False), tokenizer,
+                         max_length, {"labels": labels}, training=training)
+
+
 def text_pairs(frame: pd.DataFrame) -> tuple[list[str], list[str] | None]:
     pairs = list(frame[PAIR]) if PAIR in frame else None
     return list(frame[TEXT]), pairs
