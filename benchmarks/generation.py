@@ -137,15 +137,16 @@ def measured(variant: str, task: Any, tokenizer: Any, splits: dict[str, Any],
 
 def run_pipeline(params: Params, launched_at: float) -> GenerationMeasurement:
     """The adapter's `evaluate` on the test split as the tokenize stage writes it; the seconds
-    of its generation alone (`generate_texts`, which it calls) are kept beside."""
-    from pipeline.tasks import seq2seq
+    of its generation alone (`pipeline.evaluation.generate_texts`, which it imports when
+    called) are kept beside."""
+    from pipeline import evaluation
 
     task, model_name, model_cfg, tokenizer, model, splits = untuned(params)
     test = adapter_tokenized(task, splits["test"], tokenizer, model_cfg.max_length, [],
                              training=False)
     batch_size = params.model(model_name).training(params.train).eval_batch_size
     generating = {"seconds": 0.0}
-    generate_texts = seq2seq.generate_texts
+    generate_texts = evaluation.generate_texts
 
     def timed(*args: Any, **kwargs: Any) -> list[str]:  # the adapter's generation, timed
         started = time.perf_counter()
@@ -153,14 +154,14 @@ def run_pipeline(params: Params, launched_at: float) -> GenerationMeasurement:
         generating["seconds"] += time.perf_counter() - started
         return texts
 
-    seq2seq.generate_texts = timed
+    evaluation.generate_texts = timed
     try:
         started = time.perf_counter()
         scalars, _, hypotheses = task.evaluate(model, tokenizer, test, {"labels": []},
                                                batch_size, f"pipeline {model_name}")
         seconds = time.perf_counter() - started
     finally:
-        seq2seq.generate_texts = generate_texts
+        evaluation.generate_texts = generate_texts
     return measured(PIPELINE, task, tokenizer, splits, hypotheses, seconds, launched_at,
                     {"batch_size": batch_size, "generate_texts_seconds": generating["seconds"],
                      "evaluate_bleu": scalars["bleu"], "loss": scalars["loss"]})

@@ -1,9 +1,11 @@
-"""The variants' pure helpers: the rows' fingerprint and the generated-token count."""
+"""The variants' pure helpers: the rows' fingerprint and the generated-token count, and what
+the generation benchmark's timing relies on."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from benchmarks.generation import generated_tokens
 from benchmarks.variants import cell_text, rows_digest
@@ -31,3 +33,22 @@ def test_generated_tokens_count_every_output_without_special_tokens():
 
     assert generated_tokens(tokenizer, ["un chien", "", "deux chats noirs"]) == 5
     assert generated_tokens(tokenizer, []) == 0
+
+
+def test_the_generation_benchmark_times_what_the_adapter_calls_to_generate(monkeypatch):
+    """benchmarks/generation.py times the pipeline's generation by replacing
+    `pipeline.evaluation.generate_texts`: the adapter must look it up there when it evaluates."""
+    from pipeline import evaluation
+    from pipeline.config import TaskConfig
+    from pipeline.tasks.translation import Translation
+
+    class Called(Exception):
+        pass
+
+    def generate_texts(*args, **kwargs):
+        raise Called
+
+    monkeypatch.setattr(evaluation, "generate_texts", generate_texts)
+    task = Translation(TaskConfig("translation", source_lang="en", target_lang="fr"))
+    with pytest.raises(Called):
+        task.evaluate(None, None, None, {"labels": []}, 8, "test")
