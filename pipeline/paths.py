@@ -19,6 +19,8 @@ METRICS_DIR = Path("metrics")
 PRETRAINED_DIR = Path("pretrained")
 TOKENIZERS_DIR = Path("data/tokenizers")
 REPORTS_DIR = Path("reports")
+#: The digest of the code each stage runs (pipeline/code_closure.py), one file per script.
+STAGE_CODE_DIR = Path("stage_code")
 #: What the report stage writes (relative to a project, or to a sweep's folder).
 RESULTS_FILE = REPORTS_DIR / "results.csv"
 SUMMARY_FILE = REPORTS_DIR / "summary.csv"

@@ -1,5 +1,5 @@
 """The structure the code must keep: imports point down the layers, every DVC stage depends on
-exactly the code it runs, and the modules that only read YAML or compute statistics stay free
+the digest of exactly the code it runs, and the modules that only read YAML or compute statistics stay free
 of torch. Each check names the file to fix."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import fnmatch
 import subprocess
 import sys
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
 
+from pipeline.code_closure import PackageImports
 from tests.conftest import REPO
 
 PACKAGE = REPO / "pipeline"
@@ -43,61 +43,9 @@ MODEL_FREE = ("pipeline.stages.tokenize", "pipeline.stages.train_tokenizer")
 MODEL_CODE = ("transformers.modeling_utils", "scipy", "peft")
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(REPO).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def module_file(name: str) -> Path:
-    path = REPO.joinpath(*name.split("."))
-    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
-
-
-MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
-
-
-def is_type_checking(node: ast.If) -> bool:
-    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
-
-
-def imported_names(tree: ast.AST) -> list[str]:
-    """Every `pipeline` module named by an import that runs: at module level and inside
-    functions, but not under `if TYPE_CHECKING:`."""
-    found = []
-    for node in ast.iter_child_nodes(tree):
-        if isinstance(node, ast.If) and is_type_checking(node):
-            found.extend(name for child in node.orelse for name in imported_names(child))
-            continue
-        if isinstance(node, ast.Import):
-            found.extend(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.extend(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in MODULES
-                         else node.module for alias in node.names)
-        found.extend(imported_names(node))
-    return [name for name in found if name.split(".")[0] == "pipeline"]
-
-
-def with_packages(name: str) -> set[str]:
-    """A module and the packages whose `__init__` runs when it is imported."""
-    parts = name.split(".")
-    return {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
-
-
-@cache
-def direct_imports(name: str) -> frozenset[str]:
-    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
-    return frozenset(module for imported in imported_names(tree)
-                     for module in with_packages(imported) if module in MODULES) - {name}
-
-
-def closure(name: str) -> set[str]:
-    seen, todo = set(), [*with_packages(name)]
-    while todo:
-        module = todo.pop()
-        if module not in seen:
-            seen.add(module)
-            todo.extend(direct_imports(module))
-    return seen
+PACKAGE_IMPORTS = PackageImports(PACKAGE)
+MODULES = PACKAGE_IMPORTS.modules
+direct_imports = PACKAGE_IMPORTS.direct_imports
 
 
 def matches(name: str, patterns: tuple[str, ...]) -> bool:
@@ -122,35 +70,20 @@ def layer_violations(imports: Callable[[str], frozenset[str]] = direct_imports) 
     return problems
 
 
-def stage_modules(dvc_file: Path) -> dict[str, tuple[str, list[str]]]:
-    """Each stage of dvc.yaml: the module its command runs and its deps under pipeline/."""
-    stages = yaml.safe_load(dvc_file.read_text(encoding="utf-8"))["stages"]
-    found = {}
-    for name, stage in stages.items():
-        body = stage.get("do", stage)
-        module = body["cmd"].split("python -m ", 1)[1].split()[0]
-        deps = [dep for dep in body.get("deps", []) if str(dep).startswith("pipeline")]
-        found[name] = (module, deps)
-    return found
-
-
-def covered_files(deps: list[str]) -> set[Path]:
-    files = set()
-    for dep in deps:
-        path = REPO / dep
-        files.update(path.rglob("*.py") if path.is_dir() else [path])
-    return files
-
-
-def dependency_problems(dvc_file: Path) -> list[str]:
+def code_dependency_problems(dvc_file: Path) -> list[str]:
+    """Every stage depends on the digest of the code its script runs, and on no code file
+    itself (stage_code's digests cover them); `stage_code` depends on the whole package."""
     problems = []
-    for stage, (module, deps) in stage_modules(dvc_file).items():
-        needed = {MODULES[name] for name in closure(module)}
-        covered = covered_files(deps)
-        problems += [f"dvc.yaml: stage {stage} runs {path.relative_to(REPO)} but does not "
-                     "depend on it; add it to its deps" for path in sorted(needed - covered)]
-        problems += [f"dvc.yaml: stage {stage} depends on {path.relative_to(REPO)}, which it "
-                     "does not run; remove it from its deps" for path in sorted(covered - needed)]
+    for name, stage in yaml.safe_load(dvc_file.read_text(encoding="utf-8"))["stages"].items():
+        body = stage.get("do", stage)
+        script = body["cmd"].split("python -m pipeline.stages.", 1)[1].split()[0]
+        deps = [str(dep) for dep in body.get("deps", [])]
+        wanted = ["pipeline"] if name == "stage_code" else [f"stage_code/{script}.txt"]
+        problems += [f"dvc.yaml: stage {name} does not depend on {dep}; add it to its deps"
+                     for dep in wanted if dep not in deps]
+        problems += [f"dvc.yaml: stage {name} depends on {dep}, which stage_code/{script}.txt "
+                     "covers; remove it from its deps"
+                     for dep in deps if dep.startswith("pipeline") and dep not in wanted]
     return problems
 
 
@@ -158,25 +91,40 @@ def test_imports_point_down_the_layers():
     assert layer_violations() == []
 
 
-def test_every_stage_depends_on_exactly_the_code_it_runs():
-    assert dependency_problems(REPO / "dvc.yaml") == []
+def test_every_stage_depends_on_the_digest_of_its_code():
+    assert code_dependency_problems(REPO / "dvc.yaml") == []
 
 
-def test_a_missing_code_dependency_is_named(tmp_path):
+def test_a_missing_digest_and_a_code_file_listed_instead_are_named(tmp_path):
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
     deps = dvc["stages"]["download"]["deps"]
-    deps.remove("pipeline/data.py")
+    deps[deps.index("stage_code/download.txt")] = "pipeline/data.py"
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc))
-    assert dependency_problems(tmp_path / "dvc.yaml") == [
-        "dvc.yaml: stage download runs pipeline/data.py but does not depend on it; add it to "
-        "its deps"]
+    assert code_dependency_problems(tmp_path / "dvc.yaml") == [
+        "dvc.yaml: stage download does not depend on stage_code/download.txt; add it to its deps",
+        "dvc.yaml: stage download depends on pipeline/data.py, which stage_code/download.txt "
+        "covers; remove it from its deps"]
+
+
+@pytest.mark.parametrize("script", ["pipeline.stages.download", "pipeline.stages.report"])
+def test_a_digest_lists_every_module_its_script_loads(script):
+    """Checked against the modules Python really loads (those imported inside functions load
+    later; the test below covers them)."""
+    check = (f"import sys, {script}; "
+             "print(' '.join(sorted(name for name in sys.modules if name.startswith('pipeline'))))")
+    loaded = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True,
+                            text=True, check=True).stdout.split()
+    listed = {line.split("  ")[1] for line in PACKAGE_IMPORTS.digest(script).splitlines()}
+    assert script in loaded
+    assert sorted(path for name in loaded if (path := str(MODULES[name].relative_to(REPO)))
+                  not in listed) == []
 
 
 def test_a_function_level_import_counts_and_type_checking_does_not():
     tree = ast.parse("from typing import TYPE_CHECKING\n"
                      "if TYPE_CHECKING:\n    from pipeline.training import fit\n"
                      "def f():\n    from pipeline.records import SUCCESS\n    import pipeline.io\n")
-    assert imported_names(tree) == ["pipeline.records", "pipeline.io"]
+    assert PACKAGE_IMPORTS.imported_names(tree) == ["pipeline.records", "pipeline.io"]
 
 
 def test_upward_imports_are_named():

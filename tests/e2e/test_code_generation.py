@@ -58,7 +58,8 @@ train:
 def code_project(tmp_path_factory) -> Path:
     root = make_project(tmp_path_factory.mktemp("code"), CODE)
     result = run(["dvc", "repro"], root)
-    assert stages_run(result.stdout)[:3] == ["download", "train_tokenizer@code", "pretrain@code"]
+    assert stages_run(result.stdout)[:4] == [
+        "stage_code", "download", "train_tokenizer@code", "pretrain@code"]
     return root
 
 

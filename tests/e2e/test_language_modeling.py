@@ -99,7 +99,7 @@ def scratch_project(tmp_path_factory) -> Path:
     root = make_project(tmp_path_factory.mktemp("scratch"), SCRATCH)
     result = run(["dvc", "repro"], root)
     order = stages_run(result.stdout)
-    assert order[:3] == ["download", "train_tokenizer@tiny", "pretrain@tiny"]
+    assert order[:4] == ["stage_code", "download", "train_tokenizer@tiny", "pretrain@tiny"]
     return root
 
 

@@ -52,7 +52,7 @@ def project(tmp_path_factory) -> Path:
     save_local_model(root / "local_model", corrupt=True)
     make_project(root, TINY_EXPERIMENT)
     result = run(["dvc", "repro"], root)
-    assert len(stages_run(result.stdout)) == 1 + 3 + 6 * 3 + 1
+    assert len(stages_run(result.stdout)) == 1 + 1 + 3 + 6 * 3 + 1
     return root
 
 
@@ -249,6 +249,26 @@ def test_secrets_in_the_environment_reach_no_output(project):
 def test_a_second_repro_runs_nothing(project):
     result = run(["dvc", "repro"], project)
     assert stages_run(result.stdout) == []
+
+
+@pytest.mark.parametrize(("module", "stages"), [
+    ("costs", ["report"]),  # the report's cost table
+    ("training", [f"train@{model}-{seed}" for model in ("broken", "tiny_a", "tiny_b")
+                  for seed in (1, 2)])])
+def test_a_code_change_reruns_exactly_the_stages_that_import_it(project, module, stages):
+    """DVC's own verdict once stage_code has rewritten the digests: the stages whose code
+    changed (those downstream wait for their outputs to change)."""
+    path = project / f"pipeline/{module}.py"
+    original = path.read_text()
+    path.write_text(f"{original}\n# edited\n")
+    try:
+        run(["dvc", "repro", "stage_code"], project)
+        changed = json.loads(run(["dvc", "status", "--json"], project).stdout)
+    finally:
+        path.write_text(original)
+        run(["dvc", "repro", "stage_code"], project)
+    assert sorted(changed) == sorted(stages)
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout
 
 
 def test_changing_one_models_setting_reruns_only_its_cells(project):
