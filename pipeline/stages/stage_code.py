@@ -17,8 +17,9 @@ def main() -> None:
     with atomic_dir(STAGE_CODE_DIR) as scratch:
         for script in package.stage_scripts():
             digest = package.digest(script)
-            (scratch / f"{script.rsplit('.', 1)[1]}.txt").write_text(digest, encoding="utf-8")
-            print(f"{script}: {digest.count(chr(10))} files")
+            name = f"{script.rsplit('.', 1)[1]}.txt"
+            (scratch / name).write_text(digest, encoding="utf-8")
+            print(f"{STAGE_CODE_DIR / name}: {len(digest.splitlines())} files")
 
 
 if __name__ == "__main__":
