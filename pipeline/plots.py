@@ -11,6 +11,7 @@ display is needed; each is written through `atomic_file`, never half-written.
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,8 +36,16 @@ CI_LABEL = "mean over successful seeds with its 95% CI (t)"
 COMBINED_LABEL = "fine-tuned: 95% CI over seeds and test examples"
 #: A swept setting with at most this many values gets a tick at each one.
 MAX_TICKS = 10
-#: Beyond this many characters of model names in all, x labels are slanted to stay apart.
+#: Beyond this many characters of model names in all (their longest lines), x labels are
+#: slanted to stay apart.
 LABEL_CHARS_LEVEL = 90
+#: Longer names (a sweep's candidates: model and settings) wrap onto more lines of this many
+#: characters; unwrapped, they ran into each other and into the legend.
+NAME_WIDTH = 28
+#: The same for the titles of the training-curve panels (half of an 11-inch figure each).
+PANEL_TITLE_WIDTH = 46
+#: Height of one more line of tick labels, in inches.
+LINE_HEIGHT = 0.18
 #: Values spanning more than this factor get a log axis (perplexity before/after, learning rates).
 LOG_SCALE_RATIO = 100
 
@@ -48,6 +57,35 @@ def new_figure(width: float, height: float) -> Figure:
     figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
+
+
+def wrapped(text: str, width: int = NAME_WIDTH) -> str:
+    """`text` on lines of at most `width` characters, broken at spaces; a word longer than a
+    line (a setting with its value) gets lines of its own."""
+    lines = textwrap.wrap(text, width, break_long_words=False) or [text]
+    return "\n".join(line[start:start + width] for line in lines
+                     for start in range(0, len(line), width))
+
+
+def extra_lines(labels: Sequence[str], usual: int) -> int:
+    """How many more lines than `usual` the tallest label has."""
+    return max(0, max(label.count("\n") + 1 for label in labels) - usual)
+
+
+def set_model_ticks(axes: Axes, labels: Sequence[str]) -> None:
+    """One tick per model; slanted when the labels' longest lines would run into each other."""
+    axes.set_xticks(range(len(labels)), labels)
+    widest = sum(max(len(line) for line in label.splitlines()) for label in labels)
+    if widest > LABEL_CHARS_LEVEL:
+        axes.tick_params(axis="x", labelrotation=25)
+        for label in axes.get_xticklabels():
+            label.set(horizontalalignment="right", rotation_mode="anchor")
+
+
+def model_figure(count: int, labels: Sequence[str], usual_lines: int) -> Figure:
+    """A figure with one slot per model, tall enough for its tick labels."""
+    return new_figure(min(14.0, max(6.0, 1.4 * count + 3)),
+                      4.8 + LINE_HEIGHT * extra_lines(labels, usual_lines))
 
 
 def save(figure: Figure, path: Path) -> None:
@@ -116,17 +154,12 @@ def base_vs_finetuned(results: pd.DataFrame, metric: str, lower_is_better: bool,
     models = list(results["model"].drop_duplicates())
     best = best_model(results, metric, lower_is_better)
     labels = [tick_label(results, model, best) for model in models]
-    slanted = sum(len(label) for label in labels) > LABEL_CHARS_LEVEL
-    figure = new_figure(min(14.0, max(6.0, 1.4 * len(models) + 3)), 6.0 if slanted else 4.8)
+    figure = model_figure(len(models), labels, usual_lines=2)
     axes = figure.add_subplot()
     shown = draw_bars(axes, results, models, metric)
     if uncertainty is not None:
         draw_combined(axes, uncertainty, models)
-    axes.set_xticks(range(len(models)), labels)
-    if slanted:  # long names (a sweep's model and setting) would run into each other
-        axes.tick_params(axis="x", labelrotation=25)
-        for label in axes.get_xticklabels():
-            label.set(horizontalalignment="right", rotation_mode="anchor")
+    set_model_ticks(axes, labels)
     axes.set_ylabel(metric_label(metric, lower_is_better))
     axes.set_title(f"{title}\nbars: {CI_LABEL}; dots: seeds")
     log_scale_if_wide(axes, shown, "y")
@@ -172,7 +205,8 @@ def test_intervals(uncertainty: Uncertainty, path: Path) -> None:
     models, another test sample could move."""
     cells, metric = uncertainty.cells, uncertainty.metric
     models = list(cells["model"].drop_duplicates())
-    figure = new_figure(min(14.0, max(6.0, 1.4 * len(models) + 3)), 4.8)
+    labels = [wrapped(model) for model in models]
+    figure = model_figure(len(models), labels, usual_lines=1)
     axes = figure.add_subplot()
     seeds = sorted(cells["seed"].unique())
     colours = {seed: f"C{index % 10}" for index, seed in enumerate(seeds)}
@@ -186,10 +220,10 @@ def test_intervals(uncertainty: Uncertainty, path: Path) -> None:
             axes.errorbar(x, value, yerr=[[down], [up]], fmt="o", capsize=3,
                           color=colours[seed],
                           label=f"seed {seed}" if position == 0 else None)
-    axes.set_xticks(range(len(models)), models)
+    set_model_ticks(axes, labels)
     axes.set_ylabel(metric_label(metric, uncertainty.lower_is_better))
-    axes.set_title(f"Fine-tuned test {metric} per seed, with its 95% interval over test "
-                   f"examples\n({uncertainty.config.bootstrap_samples} bootstrap resamples)")
+    axes.set_title(f"Fine-tuned test {metric} per seed, with its 95% interval\nover test "
+                   f"examples ({uncertainty.config.bootstrap_samples} bootstrap resamples)")
     axes.legend(fontsize="small")
     axes.grid(axis="y", alpha=0.3)
     save(figure, path)
@@ -205,7 +239,7 @@ def tick_label(results: pd.DataFrame, model: str, best: str | None) -> str:
         seeds = f"all {run} failed"
     else:
         seeds = f"{ok} of {run} seeds ({run - ok} failed)"
-    return f"{model}{' (best)' if model == best else ''}\n{seeds}"
+    return f"{wrapped(model + (' (best)' if model == best else ''))}\n{seeds}"
 
 
 def validation_metric_of(validation_metric: str | Mapping[str, str], model: str) -> str:
@@ -245,15 +279,20 @@ def training_curves(curves: pd.DataFrame, validation_metric: str | Mapping[str, 
     models = list(curves["model"].drop_duplicates())
     # A seed keeps its colour in every panel, whichever seeds a model lacks.
     colours = {seed: f"C{index % 10}" for index, seed in enumerate(sorted(curves["seed"].unique()))}
-    figure = new_figure(11, 3.2 * len(models) + 0.4)
+    titles = {model: [wrapped(f"{model}: training loss", PANEL_TITLE_WIDTH),
+                      wrapped(f"{model}: validation {validation_metric_of(validation_metric, model)}",
+                              PANEL_TITLE_WIDTH)] for model in models}
+    figure = new_figure(11, sum(3.2 + LINE_HEIGHT * extra_lines(titles[model], 1)
+                                for model in models) + 0.4)
     figure.suptitle("Training curves: one line per seed")
     panels = figure.subplots(len(models), 2, squeeze=False, sharex="row")
     for (loss_axes, metric_axes), model in zip(panels, models, strict=True):
         curve = curves[curves["model"] == model]
         metric = validation_metric_of(validation_metric, model)
-        curve_panel(loss_axes, curve, "train_loss", f"{model}: training loss", "loss", colours)
-        curve_panel(metric_axes, curve, f"val_{metric}", f"{model}: validation {metric}",
-                    f"validation {metric}", colours)
+        loss_title, metric_title = titles[model]
+        curve_panel(loss_axes, curve, "train_loss", loss_title, "loss", colours)
+        curve_panel(metric_axes, curve, f"val_{metric}", metric_title, f"validation {metric}",
+                    colours)
     save(figure, path)
 
 

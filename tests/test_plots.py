@@ -4,13 +4,23 @@ either drawn as an explicit 'nothing to plot' figure or refused by name."""
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import matplotlib.image
 import pandas as pd
 import pytest
 
-from pipeline.plots import base_vs_finetuned, metric_over_setting, training_curves
+from pipeline.config import ReportConfig
+from pipeline.plots import (
+    NAME_WIDTH,
+    base_vs_finetuned,
+    metric_over_setting,
+    training_curves,
+    wrapped,
+)
+from pipeline.plots import test_intervals as draw_test_intervals  # not a test: pytest skips it
+from pipeline.uncertainty import Uncertainty
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -94,3 +104,39 @@ def test_a_table_without_the_needed_columns_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"'step'"):
         training_curves(pd.DataFrame(columns=["model", "seed", "name", "value"]), "accuracy", path)
     assert not path.exists() and list(tmp_path.iterdir()) == []
+
+
+#: A candidate of a sweep, named by its settings as `pipeline.confirm` names them.
+CANDIDATE = ("minilm candidate=minilm train.batch_size=16 "
+             "train.learning_rate=5.111023492152637e-05 train.warmup=0.060466514526367955")
+
+
+def test_a_long_name_wraps_at_spaces_and_keeps_every_character():
+    lines = wrapped(CANDIDATE).splitlines()
+    assert max(len(line) for line in lines) <= NAME_WIDTH
+    assert lines[0] == "minilm candidate=minilm"
+    assert lines[2] == "train.learning_rate=5.111023"  # a word longer than a line
+    assert "".join(lines).replace(" ", "") == CANDIDATE.replace(" ", "")
+
+
+def test_a_sweeps_long_names_keep_the_figures_laid_out(tmp_path):
+    """Unwrapped, such names made matplotlib give up the layout ("constrained_layout not
+    applied"), and they ran over each other and the legend."""
+    names = {"mini": CANDIDATE, "tiny": CANDIDATE.replace("5.111", "4.721")}
+    table = results().replace({"model": names})
+    cells = table[table["status"] == "success"].assign(
+        value=lambda frame: frame["finetuned_accuracy"],
+        finetuned_accuracy_ci95_low=lambda frame: frame["finetuned_accuracy"] - 0.02,
+        finetuned_accuracy_ci95_high=lambda frame: frame["finetuned_accuracy"] + 0.02)
+    uncertainty = Uncertainty("accuracy", False, cells, pd.DataFrame(), pd.DataFrame(),
+                              ReportConfig())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        base_vs_finetuned(table, "accuracy", lower_is_better=False,
+                          path=tmp_path / "bars" / "plot.png")
+        draw_test_intervals(uncertainty, tmp_path / "intervals" / "plot.png")
+        training_curves(curves().replace({"model": names}), "accuracy",
+                        tmp_path / "curves" / "plot.png")
+    assert_png(tmp_path / "bars" / "plot.png", 700, 500)
+    assert_png(tmp_path / "intervals" / "plot.png", 700, 500)
+    assert_png(tmp_path / "curves" / "plot.png", 1300, 700)
