@@ -1,6 +1,6 @@
 """The structure the code must keep: imports point down the layers, every DVC stage depends on
-the digest of exactly the code it runs, and the modules that only read YAML or compute statistics stay free
-of torch. Each check names the file to fix."""
+the digest of exactly the code it runs, and the modules that only read YAML or compute
+statistics stay free of torch. Each check names the file to fix."""
 
 from __future__ import annotations
 
