@@ -279,16 +279,17 @@ def training_curves(curves: pd.DataFrame, validation_metric: str | Mapping[str, 
     models = list(curves["model"].drop_duplicates())
     # A seed keeps its colour in every panel, whichever seeds a model lacks.
     colours = {seed: f"C{index % 10}" for index, seed in enumerate(sorted(curves["seed"].unique()))}
+    metrics = {model: validation_metric_of(validation_metric, model) for model in models}
     titles = {model: [wrapped(f"{model}: training loss", PANEL_TITLE_WIDTH),
-                      wrapped(f"{model}: validation {validation_metric_of(validation_metric, model)}",
-                              PANEL_TITLE_WIDTH)] for model in models}
+                      wrapped(f"{model}: validation {metrics[model]}", PANEL_TITLE_WIDTH)]
+              for model in models}
     figure = new_figure(11, sum(3.2 + LINE_HEIGHT * extra_lines(titles[model], 1)
                                 for model in models) + 0.4)
     figure.suptitle("Training curves: one line per seed")
     panels = figure.subplots(len(models), 2, squeeze=False, sharex="row")
     for (loss_axes, metric_axes), model in zip(panels, models, strict=True):
         curve = curves[curves["model"] == model]
-        metric = validation_metric_of(validation_metric, model)
+        metric = metrics[model]
         loss_title, metric_title = titles[model]
         curve_panel(loss_axes, curve, "train_loss", loss_title, "loss", colours)
         curve_panel(metric_axes, curve, f"val_{metric}", metric_title, f"validation {metric}",
